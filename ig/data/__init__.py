@@ -1,0 +1,1 @@
+"""Datasets, autoencoders and latent shards: everything before training."""

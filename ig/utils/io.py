@@ -1,0 +1,90 @@
+"""Atomic writes and safe loads.
+
+Every output of a pipeline stage is written under a temporary name in the destination folder
+and renamed into place only when complete, so a killed job never leaves a half-written file that
+a rerun would mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ig.errors import IGError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_torch(path: str | os.PathLike, what: str = "checkpoint") -> Any:
+    """``torch.load`` with ``weights_only=True`` and a one-line error for missing/corrupt files."""
+    path = Path(path)
+    if not path.is_file():
+        raise IGError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure here means an unusable file
+        raise IGError(
+            f"{what} {path} is corrupt or not a torch file ({type(exc).__name__}); "
+            "delete it and rerun the stage that writes it"
+        ) from exc
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """``np.savez`` atomically (uncompressed: sample sets are large and already entropy-dense)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_npz(path: str | os.PathLike, what: str = "npz file") -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` without pickle; one-line error when missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise IGError(f"{what} not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except Exception as exc:  # noqa: BLE001
+        raise IGError(f"{what} {path} is corrupt or not an .npz ({type(exc).__name__}); delete it and rerun") from exc
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write pretty JSON atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise IGError(f"{what} not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise IGError(f"{what} {path} is not valid JSON (line {exc.lineno}); delete it and rerun") from exc
