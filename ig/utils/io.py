@@ -88,3 +88,14 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise IGError(f"{what} {path} is not valid JSON (line {exc.lineno}); delete it and rerun") from exc
+
+
+def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
+    """Write ``text`` atomically unless the file already holds it (keeps the mtime, so an
+    unchanged config does not make a workflow rerun what depends on it). Returns True if written."""
+    path = Path(path)
+    if path.is_file() and path.read_text() == text:
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return True

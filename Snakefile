@@ -1,0 +1,38 @@
+# ig: reproduce "Guiding a Diffusion Transformer with the Internal Dynamics of Itself" end to end.
+#
+#   snakemake --profile profiles/local                                  # embedded default (CPU)
+#   snakemake --profile profiles/slurm --configfile config/paper.yaml   # the paper, on SLURM
+#
+# Thin: each stage lives in workflow/rules/<stage>.smk and every rule runs one `ig` subcommand.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/assets.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/sample.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/toy2d.smk"
+
+
+localrules:
+    all,
+    fetch_assets,
+    tables,
+    plots,
+    plan,
+
+
+rule all:
+    input:
+        final_outputs(),

@@ -1,0 +1,10 @@
+# Weights and reference files, downloaded on the login node (a local rule) before any job.
+rule fetch_assets:
+    output:
+        done=f"{ASSETS}/.fetched-{config['name']}.json",
+    params:
+        only=" ".join(config["assets"]),
+    log:
+        f"logs/{config['name']}/fetch_assets.log",
+    shell:
+        "ig fetch-assets --assets-dir {ASSETS} --only {params.only} --stamp {output.done} > {log} 2>&1"

@@ -1,0 +1,145 @@
+# Config validation and the input functions every rule uses. The campaign logic itself
+# (milestones, sample sets, paths) is ig.campaign, shared with `ig table`/`ig plot`/`ig plan`.
+import json
+import re
+import shlex
+
+import yaml
+
+from ig.campaign import Campaign, milestone_target, validate
+from ig.errors import IGError
+from ig.utils.io import write_text_if_changed
+
+try:
+    C = Campaign(validate(config, workflow.source_path("../schemas/config.schema.yaml")))
+except IGError as exc:
+    raise WorkflowError(str(exc)) from None
+
+R = str(C.root)
+ASSETS = config["assets_dir"]
+SETS = C.sample_sets()
+CAMPAIGN = f"{R}/campaign.yaml"
+
+# The resolved config (defaults filled in) and each run's training config are written at parse
+# time, and only when their content changes: their mtime then tells Snakemake exactly when the
+# tables (campaign.yaml) or a run's checkpoints (run.yaml) are out of date.
+write_text_if_changed(CAMPAIGN, yaml.safe_dump(config, sort_keys=False))
+for _run, _spec in C.runs.items():
+    if "train" in _spec:
+        write_text_if_changed(f"{R}/runs/{_run}/run.yaml", yaml.safe_dump({"name": _run, **_spec["train"]}, sort_keys=False))
+
+
+wildcard_constraints:
+    run=r"[A-Za-z0-9_.-]+",
+    milestone=r"(ep|it)\d+",
+    guidance=r"[A-Za-z0-9_.+-]+",
+    labels=r"random|balanced",
+    shard=r"\d{5}",
+
+
+def final_outputs():
+    outputs = [C.metrics(s) for s in SETS]
+    outputs += expand(f"{R}/tables/{{table}}.md", table=[t["name"] for t in config["tables"]])
+    if config["tables"] or config["plots"]:
+        outputs.append(f"{R}/plots/done.json")
+    if config["toy2d"].get("enabled", True):
+        outputs.append(f"{R}/toy2d/table.md")
+    return outputs
+
+
+# --- data ---------------------------------------------------------------------------------
+def autoencoder_input(wildcards=None):
+    """The autoencoder a stage needs: trained here (tiny) or a fetched asset."""
+    ae = config["autoencoder"]
+    if ae["kind"] == "tiny":
+        return f"{R}/autoencoder/config.json"
+    return []
+
+
+def autoencoder_arg():
+    ae = config["autoencoder"]
+    path = f"{R}/autoencoder" if ae["kind"] == "tiny" else ae["path"]
+    return f"--autoencoder {ae['kind']}:{path}"
+
+
+def dataset_args():
+    d = config["data"]
+    args = f"--dataset {d['dataset']} --resolution {d['resolution']}"
+    if d["root"]:
+        args += f" --data-root {shlex.quote(d['root'])}"
+    return args
+
+
+def latent_shards():
+    return expand(f"{R}/latents/shard-{{shard}}.npz", shard=[f"{i:05d}" for i in range(config["data"]["num_shards"])])
+
+
+# --- training -----------------------------------------------------------------------------
+def segment_inputs(wildcards):
+    inputs = {"run_config": f"{R}/runs/{wildcards.run}/run.yaml", "latents": f"{R}/latents/manifest.json"}
+    prev = C.previous(wildcards.run, wildcards.milestone)
+    if prev is not None:
+        inputs["init"] = C.checkpoint(wildcards.run, prev)
+    return inputs
+
+
+def segment_args(wildcards, input):
+    unit, value = milestone_target(wildcards.milestone)
+    args = f"--until-{unit} {value}"
+    if "init" in input.keys():
+        args += f" --init {input.init}"
+    return args
+
+
+def runs_regex(imported: bool) -> str:
+    """A wildcard constraint matching exactly the trained (or the imported) runs, so that the
+    training and import rules never compete for the same checkpoint."""
+    names = [re.escape(r) for r in C.runs if C.is_imported(r) == imported]
+    return "|".join(names) if names else "(?!)"
+
+
+def import_args(wildcards):
+    spec = config["runs"][wildcards.run]["import"]
+    args = f"--model {spec['model']} --asset {spec['asset']} --assets-dir {ASSETS}"
+    if spec["overrides"]:
+        args += f" --overrides {shlex.quote(json.dumps(spec['overrides']))}"
+    return args
+
+
+# --- sampling -----------------------------------------------------------------------------
+def sample_inputs(wildcards):
+    inputs = {"checkpoint": C.checkpoint(wildcards.run, wildcards.milestone)}
+    weak = C.weak_model(wildcards.guidance)
+    if weak is not None:
+        inputs["weak"] = C.checkpoint(*weak)
+    if config["autoencoder"]["kind"] == "tiny":
+        inputs["autoencoder"] = f"{R}/autoencoder/config.json"
+    return inputs
+
+
+def sample_args(wildcards, input):
+    s = C.sampling(wildcards.run)
+    g = C.guidance(wildcards.guidance)
+    args = [
+        f"--num-samples {s['num_samples']} --shard-size {s['shard_size']} --batch-size {s['batch_size']}",
+        f"--method {s['method']} --steps {s['steps']} --t-last {s['t_last']} --shift {s['shift']}",
+        f"--precision {s['precision']} --labels {wildcards.labels}",
+        f"--ig-scale {g.ig_scale} --ig-interval {g.ig_interval[0]} {g.ig_interval[1]}",
+        f"--cfg-scale {g.cfg_scale} --cfg-interval {g.cfg_interval[0]} {g.cfg_interval[1]}",
+        f"--ag-scale {g.ag_scale} --ag-interval {g.ag_interval[0]} {g.ag_interval[1]}",
+        f"--assets-dir {ASSETS}",
+    ]
+    if "weak" in input.keys():
+        args.append(f"--ag-checkpoint {input.weak}")
+    return " ".join(args)
+
+
+# --- evaluation ---------------------------------------------------------------------------
+def extractor_input(wildcards=None):
+    if config["evaluation"]["extractor"] == "classifier":
+        return f"{R}/classifier.pt"
+    return f"{ASSETS}/torch-fidelity/weights-inception-2015-12-05-6726825d.pth"
+
+
+def extractor_arg(input):
+    return f"{config['evaluation']['extractor']}:{input.extractor}"

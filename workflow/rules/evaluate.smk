@@ -1,0 +1,51 @@
+# Reference statistics (once), then FID/sFID/IS/precision/recall per sample set.
+
+
+rule train_classifier:
+    output:
+        checkpoint=f"{R}/classifier.pt",
+    params:
+        data=dataset_args(),
+        train=" ".join(f"--{k.replace('_', '-')} {v}" for k, v in config["evaluation"]["classifier"].items()),
+    log:
+        f"logs/{config['name']}/train_classifier.log",
+    threads: 2
+    shell:
+        "ig train-classifier {params.data} --out {output.checkpoint} {params.train} > {log} 2>&1"
+
+
+rule reference_stats:
+    input:
+        extractor=extractor_input,
+    output:
+        reference=f"{R}/reference.npz",
+    params:
+        source=(
+            f"--images {config['evaluation']['reference']}" if config["evaluation"]["reference"] else dataset_args()
+        ),
+        extractor=lambda wc, input: extractor_arg(input),
+        pr_images=config["evaluation"]["reference_images"],
+    log:
+        f"logs/{config['name']}/reference_stats.log",
+    threads: 2
+    shell:
+        "ig reference {params.source} --extractor {params.extractor} --pr-images {params.pr_images} "
+        "--out {output.reference} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        samples=f"{R}/samples/{{run}}/{{milestone}}/{{guidance}}/{{labels}}/samples.json",
+        reference=f"{R}/reference.npz",
+        extractor=extractor_input,
+    output:
+        metrics=f"{R}/metrics/{{run}}/{{milestone}}/{{guidance}}/{{labels}}.json",
+    params:
+        folder=f"{R}/samples/{{run}}/{{milestone}}/{{guidance}}/{{labels}}",
+        extractor=lambda wc, input: extractor_arg(input),
+    log:
+        f"logs/{config['name']}/evaluate/{{run}}/{{milestone}}/{{guidance}}-{{labels}}.log",
+    threads: 2
+    shell:
+        "ig evaluate {params.folder} --reference {input.reference} --extractor {params.extractor} "
+        "--out {output.metrics} > {log} 2>&1"
