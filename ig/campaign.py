@@ -111,6 +111,11 @@ class Campaign:
     def is_imported(self, run: str) -> bool:
         return "import" in self.runs[run]
 
+    def latents_of(self, run: str) -> str:
+        """The latent set a run trains on (or, imported, whose autoencoder decodes its samples)."""
+        spec = self.runs[run]
+        return spec["import"]["latents"] if "import" in spec else spec["latents"]
+
     def milestones(self, run: str) -> list[str]:
         spec = self.runs[run]
         return [spec["import"].get("milestone", "ep0")] if self.is_imported(run) else list(spec["milestones"])
@@ -215,5 +220,7 @@ class Campaign:
                 if s.guidance not in self.guidance_settings:
                     raise IGError(f"config: tables.{t['name']}.rows.{j}: unknown guidance {s.guidance!r}")
         for run in self.runs:
+            if self.latents_of(run) not in self.config["latents"]:
+                raise IGError(f"config: runs.{run}: unknown latent set {self.latents_of(run)!r}")
             for m in self.milestones(run):
                 milestone_target(m)

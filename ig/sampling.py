@@ -10,6 +10,7 @@ the shards with ``k % world == r``) produce identical files.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import math
 import os
@@ -23,7 +24,7 @@ from tqdm import tqdm
 from ig.errors import IGError
 from ig.guidance import Guidance, GuidedVelocity
 from ig.samplers import METHODS, sample
-from ig.utils.io import load_npz, save_npz
+from ig.utils.io import load_npz, save_npz, write_json
 from ig.utils.seeding import generator
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--assets-dir", default=os.environ.get("IG_ASSETS", "assets"))
+    p.add_argument("--manifest", help="write this JSON (shards, counts, settings) once every shard exists")
     p.add_argument("--grid", help="also write a PNG grid of the first samples here")
     p.add_argument("--grid-size", type=int, default=64)
 
@@ -211,8 +213,34 @@ def run(args: argparse.Namespace) -> None:
                 save_npz(shard_path(args.out_dir, k), arr_0=images, labels=labels)
         elapsed = time.perf_counter() - start
         log.info("%d images in %.1f s (%.2f img/s), %d NFE per sample", total, elapsed, total / elapsed, nfe)
-    if args.grid and rank == 0:
-        write_grid(args.out_dir, args.grid, args.grid_size)
+    # Whichever process finds every shard present finishes the set (the last one to finish).
+    if all(shard_path(args.out_dir, k).exists() for k in range(num_shards)):
+        if args.grid:
+            write_grid(args.out_dir, args.grid, args.grid_size)
+        if args.manifest:
+            write_manifest(args, num_shards, guidance)
+
+
+def write_manifest(args: argparse.Namespace, num_shards: int, guidance: Guidance) -> None:
+    """Describe a complete sample set: what was sampled, how, and a checksum per shard."""
+    shards = []
+    for k in range(num_shards):
+        path = shard_path(args.out_dir, k)
+        shards.append({"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+    write_json(
+        args.manifest,
+        {
+            "num_samples": args.num_samples,
+            "shard_size": args.shard_size,
+            "checkpoint": str(args.checkpoint),
+            "seed_key": args.seed_key,
+            "labels": args.labels,
+            "sampler": {"method": args.method, "steps": args.steps, "t_last": args.t_last, "shift": args.shift},
+            "guidance": guidance.to_dict(),
+            "ag_checkpoint": args.ag_checkpoint,
+            "shards": shards,
+        },
+    )
 
 
 def write_grid(out_dir: str | Path, path: str | Path, count: int = 64) -> None:

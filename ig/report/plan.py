@@ -61,8 +61,6 @@ def sampler_times(sampling: dict) -> list[float]:
 
 def plan(campaign: Campaign) -> dict:
     est = {**DEFAULT_ESTIMATES, **campaign.config.get("estimates", {})}
-    data = campaign.config["data"]
-    images_per_epoch = data["limit"] or DATASET_IMAGES[data["dataset"]]
     runs = {}
     for run, spec in campaign.runs.items():
         model_cfg = (
@@ -73,6 +71,8 @@ def plan(campaign: Campaign) -> dict:
         flops = forward_flops(_frozen(model_cfg))
         entry = {"model": model_cfg["name"], "gflops_forward": flops / 1e9, "segments": 0, "train_gpu_hours": 0.0}
         if "train" in spec:
+            dataset = campaign.config["latents"][spec["latents"]]["dataset"]
+            images_per_epoch = dataset["limit"] or DATASET_IMAGES[dataset["name"]]
             unit, last = milestone_target(spec["milestones"][-1])
             images = last * images_per_epoch if unit == "epoch" else last * spec["train"]["global_batch"]
             entry.update(
@@ -128,7 +128,7 @@ def format_plan(p: dict) -> str:
         cells = [
             run,
             r["model"],
-            f"{r['gflops_forward']:.1f}",
+            f"{r['gflops_forward']:.3g}",
             str(r["segments"]),
             images,
             f"{r['train_gpu_hours']:,.1f}",
@@ -136,7 +136,7 @@ def format_plan(p: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| sample set | NFE | sampling GPU-h | evaluation GPU-h |", "|---|---|---|---|"]
     for s in p["sample_sets"]:
-        lines.append(f"| {s['set']} | {s['nfe']} | {s['sample_gpu_hours']:,.2f} | {s['eval_gpu_hours']:,.2f} |")
+        lines.append(f"| {s['set']} | {s['nfe']} | {s['sample_gpu_hours']:,.3g} | {s['eval_gpu_hours']:,.3g} |")
     return "\n".join(lines) + "\n"
 
 

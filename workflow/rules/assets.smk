@@ -1,7 +1,7 @@
 # Weights and reference files, downloaded on the login node (a local rule) before any job.
 rule fetch_assets:
     output:
-        done=f"{ASSETS}/.fetched-{config['name']}.json",
+        done=FETCHED,
     params:
         only=" ".join(config["assets"]),
     log:

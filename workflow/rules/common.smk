@@ -3,6 +3,7 @@
 import json
 import re
 import shlex
+import sys
 
 import yaml
 
@@ -29,6 +30,13 @@ for _run, _spec in C.runs.items():
         write_text_if_changed(f"{R}/runs/{_run}/run.yaml", yaml.safe_dump({"name": _run, **_spec["train"]}, sort_keys=False))
 
 
+# `snakemake -n` prints what the campaign will cost (jobs, estimated GPU-hours) before the DAG.
+if any(arg in ("-n", "--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg) for arg in sys.argv[1:]):
+    from ig.report.plan import format_plan, plan
+
+    print(format_plan(plan(C)), file=sys.stderr)
+
+
 wildcard_constraints:
     run=r"[A-Za-z0-9_.-]+",
     milestone=r"(ep|it)\d+",
@@ -48,35 +56,57 @@ def final_outputs():
 
 
 # --- data ---------------------------------------------------------------------------------
-def autoencoder_input(wildcards=None):
-    """The autoencoder a stage needs: trained here (tiny) or a fetched asset."""
-    ae = config["autoencoder"]
-    if ae["kind"] == "tiny":
-        return f"{R}/autoencoder/config.json"
-    return []
+wildcard_constraints:
+    latents="|".join(re.escape(name) for name in config["latents"]),
 
 
-def autoencoder_arg():
-    ae = config["autoencoder"]
-    path = f"{R}/autoencoder" if ae["kind"] == "tiny" else ae["path"]
-    return f"--autoencoder {ae['kind']}:{path}"
-
-
-def dataset_args():
-    d = config["data"]
-    args = f"--dataset {d['dataset']} --resolution {d['resolution']}"
-    if d["root"]:
-        args += f" --data-root {shlex.quote(d['root'])}"
+def dataset_args(dataset: dict) -> str:
+    args = f"--dataset {dataset['name']} --resolution {dataset['resolution']}"
+    if dataset["root"]:
+        args += f" --data-root {shlex.quote(dataset['root'])}"
     return args
 
 
-def latent_shards():
-    return expand(f"{R}/latents/shard-{{shard}}.npz", shard=[f"{i:05d}" for i in range(config["data"]["num_shards"])])
+def latent_spec(wildcards) -> dict:
+    return config["latents"][wildcards.latents]
+
+
+def autoencoder_input(wildcards):
+    """The tiny autoencoder is trained by the workflow; the others are fetched assets."""
+    if latent_spec(wildcards)["autoencoder"]["kind"] == "tiny":
+        return f"{R}/autoencoders/{wildcards.latents}/config.json"
+    return []
+
+
+def autoencoder_arg(wildcards) -> str:
+    ae = latent_spec(wildcards)["autoencoder"]
+    path = f"{R}/autoencoders/{wildcards.latents}" if ae["kind"] == "tiny" else ae["path"]
+    return f"--autoencoder {ae['kind']}:{path}"
+
+
+def encode_args(wildcards) -> str:
+    spec = latent_spec(wildcards)
+    args = f"{dataset_args(spec['dataset'])} {autoencoder_arg(wildcards)} --format {spec['format']}"
+    args += f" --num-shards {spec['num_shards']} --assets-dir {ASSETS}"
+    if spec["dataset"]["limit"]:
+        args += f" --limit {spec['dataset']['limit']}"
+    return args
+
+
+def latent_shards(wildcards):
+    shards = [f"{i:05d}" for i in range(latent_spec(wildcards)["num_shards"])]
+    return expand(f"{R}/latents/{wildcards.latents}/shard-{{shard}}.npz", shard=shards)
+
+
+def flags(options: dict) -> str:
+    """A config mapping as command-line flags: {max_steps: 5} -> --max-steps 5."""
+    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in options.items())
 
 
 # --- training -----------------------------------------------------------------------------
 def segment_inputs(wildcards):
-    inputs = {"run_config": f"{R}/runs/{wildcards.run}/run.yaml", "latents": f"{R}/latents/manifest.json"}
+    latents = C.latents_of(wildcards.run)
+    inputs = {"run_config": f"{R}/runs/{wildcards.run}/run.yaml", "latents": f"{R}/latents/{latents}/manifest.json"}
     prev = C.previous(wildcards.run, wildcards.milestone)
     if prev is not None:
         inputs["init"] = C.checkpoint(wildcards.run, prev)
@@ -100,7 +130,8 @@ def runs_regex(imported: bool) -> str:
 
 def import_args(wildcards):
     spec = config["runs"][wildcards.run]["import"]
-    args = f"--model {spec['model']} --asset {spec['asset']} --assets-dir {ASSETS}"
+    ae = config["latents"][spec["latents"]]["autoencoder"]
+    args = f"--model {spec['model']} --asset {spec['asset']} --assets-dir {ASSETS} --autoencoder {ae['kind']}:{ae['path']}"
     if spec["overrides"]:
         args += f" --overrides {shlex.quote(json.dumps(spec['overrides']))}"
     return args
@@ -112,8 +143,11 @@ def sample_inputs(wildcards):
     weak = C.weak_model(wildcards.guidance)
     if weak is not None:
         inputs["weak"] = C.checkpoint(*weak)
-    if config["autoencoder"]["kind"] == "tiny":
-        inputs["autoencoder"] = f"{R}/autoencoder/config.json"
+    latents = C.latents_of(wildcards.run)
+    if config["latents"][latents]["autoencoder"]["kind"] == "tiny":
+        inputs["autoencoder"] = f"{R}/autoencoders/{latents}/config.json"
+    elif config["assets"]:
+        inputs["assets"] = FETCHED
     return inputs
 
 
@@ -135,11 +169,21 @@ def sample_args(wildcards, input):
 
 
 # --- evaluation ---------------------------------------------------------------------------
+FETCHED = f"{ASSETS}/.fetched-{config['name']}.json"  # the fetch_assets stamp: every asset is there
+
+
 def extractor_input(wildcards=None):
     if config["evaluation"]["extractor"] == "classifier":
         return f"{R}/classifier.pt"
-    return f"{ASSETS}/torch-fidelity/weights-inception-2015-12-05-6726825d.pth"
+    return FETCHED
 
 
-def extractor_arg(input):
-    return f"{config['evaluation']['extractor']}:{input.extractor}"
+def extractor_arg() -> str:
+    if config["evaluation"]["extractor"] == "classifier":
+        return f"classifier:{R}/classifier.pt"
+    return f"inception:{ASSETS}/torch-fidelity/weights-inception-2015-12-05-6726825d.pth"
+
+
+def assets_input(wildcards=None):
+    """Rules that read fetched assets depend on the stamp of the local fetch_assets rule."""
+    return FETCHED if config["assets"] else []

@@ -1,15 +1,15 @@
-# Dataset → (tiny autoencoder, embedded default only) → latent shards + manifest.
+# Dataset → (tiny autoencoder, embedded default only) → latent shards + manifest, per latent set.
 
 
 rule train_autoencoder:
     output:
-        config=f"{R}/autoencoder/config.json",
+        config=f"{R}/autoencoders/{{latents}}/config.json",
     params:
-        folder=f"{R}/autoencoder",
-        data=dataset_args(),
-        train=" ".join(f"--{k.replace('_', '-')} {v}" for k, v in config["autoencoder"]["train"].items()),
+        folder=f"{R}/autoencoders/{{latents}}",
+        data=lambda wc: dataset_args(latent_spec(wc)["dataset"]),
+        train=lambda wc: flags(latent_spec(wc)["autoencoder"]["train"]),
     log:
-        f"logs/{config['name']}/train_autoencoder.log",
+        f"logs/{config['name']}/train_autoencoder/{{latents}}.log",
     threads: 2
     shell:
         "ig train-autoencoder {params.data} --out {params.folder} {params.train} > {log} 2>&1"
@@ -18,39 +18,28 @@ rule train_autoencoder:
 rule encode_shard:
     input:
         autoencoder=autoencoder_input,
+        assets=assets_input,
     output:
-        shard=f"{R}/latents/shard-{{shard}}.npz",
+        shard=f"{R}/latents/{{latents}}/shard-{{shard}}.npz",
     params:
-        folder=f"{R}/latents",
-        data=dataset_args(),
-        autoencoder=autoencoder_arg(),
-        format=config["data"]["format"],
-        limit=f"--limit {config['data']['limit']}" if config["data"]["limit"] else "",
-        num_shards=config["data"]["num_shards"],
+        folder=f"{R}/latents/{{latents}}",
+        args=encode_args,
     log:
-        f"logs/{config['name']}/encode/{{shard}}.log",
-    threads: 1
+        f"logs/{config['name']}/encode/{{latents}}/{{shard}}.log",
+    threads: 2
     shell:
-        "ig encode {params.data} {params.autoencoder} --format {params.format} {params.limit} "
-        "--out-dir {params.folder} --num-shards {params.num_shards} --shard {wildcards.shard} "
-        "--assets-dir {ASSETS} > {log} 2>&1"
+        "ig encode {params.args} --out-dir {params.folder} --shard {wildcards.shard} > {log} 2>&1"
 
 
 rule latent_manifest:
     input:
-        shards=latent_shards(),
+        shards=latent_shards,
     output:
-        manifest=f"{R}/latents/manifest.json",
+        manifest=f"{R}/latents/{{latents}}/manifest.json",
     params:
-        folder=f"{R}/latents",
-        data=dataset_args(),
-        autoencoder=autoencoder_arg(),
-        format=config["data"]["format"],
-        limit=f"--limit {config['data']['limit']}" if config["data"]["limit"] else "",
-        num_shards=config["data"]["num_shards"],
+        folder=f"{R}/latents/{{latents}}",
+        args=encode_args,
     log:
-        f"logs/{config['name']}/encode/manifest.log",
+        f"logs/{config['name']}/encode/{{latents}}/manifest.log",
     shell:
-        "ig encode {params.data} {params.autoencoder} --format {params.format} {params.limit} "
-        "--out-dir {params.folder} --num-shards {params.num_shards} --manifest-only "
-        "--assets-dir {ASSETS} > {log} 2>&1"
+        "ig encode {params.args} --out-dir {params.folder} --manifest-only > {log} 2>&1"

@@ -5,8 +5,8 @@ rule train_classifier:
     output:
         checkpoint=f"{R}/classifier.pt",
     params:
-        data=dataset_args(),
-        train=" ".join(f"--{k.replace('_', '-')} {v}" for k, v in config["evaluation"]["classifier"].items()),
+        data=dataset_args(config["evaluation"]["dataset"]),
+        train=flags(config["evaluation"]["classifier"]),
     log:
         f"logs/{config['name']}/train_classifier.log",
     threads: 2
@@ -17,13 +17,16 @@ rule train_classifier:
 rule reference_stats:
     input:
         extractor=extractor_input,
+        assets=assets_input,
     output:
         reference=f"{R}/reference.npz",
     params:
         source=(
-            f"--images {config['evaluation']['reference']}" if config["evaluation"]["reference"] else dataset_args()
+            f"--images {config['evaluation']['reference']}"
+            if config["evaluation"]["reference"]
+            else dataset_args(config["evaluation"]["dataset"])
         ),
-        extractor=lambda wc, input: extractor_arg(input),
+        extractor=extractor_arg(),
         pr_images=config["evaluation"]["reference_images"],
     log:
         f"logs/{config['name']}/reference_stats.log",
@@ -42,7 +45,7 @@ rule evaluate:
         metrics=f"{R}/metrics/{{run}}/{{milestone}}/{{guidance}}/{{labels}}.json",
     params:
         folder=f"{R}/samples/{{run}}/{{milestone}}/{{guidance}}/{{labels}}",
-        extractor=lambda wc, input: extractor_arg(input),
+        extractor=extractor_arg(),
     log:
         f"logs/{config['name']}/evaluate/{{run}}/{{milestone}}/{{guidance}}-{{labels}}.log",
     threads: 2

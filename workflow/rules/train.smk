@@ -11,6 +11,7 @@ rule train_segment:
         checkpoint=f"{R}/runs/{{run}}/{{milestone}}.pt",
     params:
         segment=segment_args,
+        latents=lambda wc: f"{R}/latents/{C.latents_of(wc.run)}",
         workdir=f"{R}/runs/{{run}}/work-{{milestone}}",
         log_jsonl=f"{R}/runs/{{run}}/metrics.jsonl",
         grid=f"{R}/runs/{{run}}/{{milestone}}.png",
@@ -22,7 +23,7 @@ rule train_segment:
     resources:
         gpu=lambda wc: config["runs"][wc.run]["train"].get("gpus", 1),
     shell:
-        "ig train --run-config {input.run_config} --latents {R}/latents --out {output.checkpoint} "
+        "ig train --run-config {input.run_config} --latents {params.latents} --out {output.checkpoint} "
         "--workdir {params.workdir} {params.segment} --log {params.log_jsonl} --grid {params.grid} "
         "--no-progress > {log} 2>&1"
 
@@ -30,7 +31,7 @@ rule train_segment:
 rule import_checkpoint:
     """A released checkpoint (official IG, upstream SiT/LightningDiT) in our checkpoint format."""
     input:
-        assets=f"{ASSETS}/.fetched-{config['name']}.json",
+        assets=FETCHED,
     output:
         checkpoint=f"{R}/runs/{{run}}/{{milestone}}.pt",
     wildcard_constraints:
