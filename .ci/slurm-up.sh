@@ -56,6 +56,7 @@ trap 'rc=$?; if [[ $rc -ne 0 ]]; then log "failed (rc=$rc) at line $LINENO"; dia
 
 # Two callers (CI plus an engineer, two test sessions) must not configure the cluster at once.
 mkdir -p "$D"
+# Daemons are started with `9>&-`: a daemon that inherited fd 9 would hold the lock forever.
 exec 9>"$D/.slurm-up.lock"
 flock -w 300 9 || die "another slurm-up.sh holds $D/.slurm-up.lock for more than 300 s"
 
@@ -100,7 +101,7 @@ if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
 else
     log "starting munged"
     rm -f /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock   # stale after a crash
-    runuser -u munge -- /usr/sbin/munged
+    runuser -u munge -- /usr/sbin/munged 9>&-
     for _ in $(seq 20); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.5; done
     munge -n | unmunge >/dev/null || die "munged does not answer (munge -n | unmunge)"
 fi
@@ -210,7 +211,7 @@ if running slurmctld; then
 else
     log "starting slurmctld"
     # -i: ignore unreadable state files from an earlier run instead of refusing to start.
-    /usr/sbin/slurmctld -i || die "slurmctld did not start"
+    /usr/sbin/slurmctld -i 9>&- || die "slurmctld did not start"
 fi
 for _ in $(seq 40); do scontrol ping >/dev/null 2>&1 && break; sleep 0.25; done
 scontrol ping >/dev/null 2>&1 || die "slurmctld does not answer scontrol ping"
@@ -219,7 +220,7 @@ if running slurmd; then
     log "slurmd already running (pid $(cat "$D/run/slurmd.pid"))"
 else
     log "starting slurmd -N $NODE"
-    /usr/sbin/slurmd -N "$NODE" || die "slurmd did not start"
+    /usr/sbin/slurmd -N "$NODE" 9>&- || die "slurmd did not start"
 fi
 
 # ---------------------------------------------------------------------------------- wait idle

@@ -1,0 +1,93 @@
+"""Shared pytest fixtures. Each concern has its own section below; keep them separate."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- SLURM ---------------------------------------------------------------------------------
+# The real single-node SLURM on loopback that `.ci/slurm-up.sh` starts. Tests marked `slurm`
+# use the `slurm_cluster` fixture. Without a cluster they are skipped, unless IG_REQUIRE_SLURM=1
+# (CI sets it), in which case they fail: a CI run must never pass by skipping them.
+
+SLURM_UP_HINT = "start it with `sudo bash .ci/slurm-up.sh` (stop: `bash .ci/slurm-down.sh`)"
+
+
+def _slurm_unavailable(reason: str) -> NoReturn:
+    """Fail when SLURM is required (IG_REQUIRE_SLURM=1), skip otherwise."""
+    message = f"SLURM cluster not available: {reason}; {SLURM_UP_HINT}"
+    if os.environ.get("IG_REQUIRE_SLURM") == "1":
+        pytest.fail(f"{message} [IG_REQUIRE_SLURM=1]", pytrace=False)
+    pytest.skip(message)
+
+
+@dataclass(frozen=True)
+class SlurmCluster:
+    """What tests need to know about the running cluster."""
+
+    partition: str
+    node: str
+    gpus: int
+    # Environment for subprocesses that submit jobs: this interpreter's bin dir first on PATH,
+    # because jobs are started with --export=ALL and run `python -m snakemake` (and `ig`) there.
+    env: dict[str, str] = field(repr=False)
+
+    def run(self, args: list[str], timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            args, env=self.env, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+        )
+
+
+def slurm_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # Only /etc/slurm/slurm.conf reaches the inner srun of Snakemake jobs (the jobstep plugin
+    # strips SLURM_CONF), so the tests use exactly that, as production does.
+    env.pop("SLURM_CONF", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> SlurmCluster:
+    for tool in ("sinfo", "sbatch", "srun", "squeue", "scontrol"):
+        if shutil.which(tool) is None:
+            _slurm_unavailable(f"`{tool}` is not installed")
+    env = slurm_env()
+    try:
+        proc = subprocess.run(
+            ["sinfo", "--noheader", "--Node", "--format=%N|%P|%T|%G"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        _slurm_unavailable("`sinfo` did not answer within 20 s (is slurmctld running?)")
+    if proc.returncode != 0:
+        _slurm_unavailable(f"`sinfo` failed: {(proc.stderr or proc.stdout).strip()}")
+    nodes = [line.split("|") for line in proc.stdout.splitlines() if line.count("|") == 3]
+    # A trailing "*" (e.g. "idle*") means slurmd does not respond: not usable.
+    usable = [n for n in nodes if n[2] in {"idle", "mixed", "allocated", "completing"}]
+    if not usable:
+        _slurm_unavailable(f"no usable node in `sinfo`: {proc.stdout.strip() or 'empty'}")
+    node, partition, _state, gres = usable[0]
+    gpus = 0
+    for item in gres.split(","):  # e.g. "gpu:2" or "gpu:h100:8(S:0-1)"
+        parts = item.split("(")[0].split(":")
+        if parts[0] == "gpu" and parts[-1].isdigit():
+            gpus = int(parts[-1])
+    return SlurmCluster(partition=partition.rstrip("*"), node=node, gpus=gpus, env=env)
+
+
+# --- end SLURM -----------------------------------------------------------------------------
