@@ -31,7 +31,7 @@ def test_shipped_configs_validate(name):
         (lambda c: c.update(datta={}), "Additional properties are not allowed \\('datta'"),
         (lambda c: c["sampling"].update(steps="many"), "sampling.steps: 'many' is not of type 'integer'"),
         (lambda c: c["runs"]["ig"].update(milestones=["epoch6"]), "milestones.0: 'epoch6' does not match"),
-        (lambda c: c["evaluations"].append({"runs": ["nope"], "guidance": ["none"]}), "unknown name 'nope'"),
+        (lambda c: c["evaluations"].append({"runs": ["nope"], "guidance": ["none"]}), "unknown run 'nope'"),
         (lambda c: c["guidance"].update(bad={"ig_interval": [0.9, 0.1]}), "low < high"),
     ],
 )
@@ -57,7 +57,7 @@ def test_schema_fills_defaults_without_touching_given_values():
     config = _config()
     config["sampling"].pop("shard_size")
     c = Campaign(validate(copy.deepcopy(config)))
-    assert c.config["data"]["root"] is None  # default filled
+    assert c.config["latents"]["tiny"]["dataset"]["root"] is None  # default filled
     assert c.sampling("ig")["shard_size"] == campaign_mod.DEFAULT_SAMPLING["shard_size"]
     assert c.sampling("ig")["steps"] == config["sampling"]["steps"]
 
@@ -74,7 +74,13 @@ def test_tables_put_paper_ours_and_difference_side_by_side(tmp_path, monkeypatch
                 {
                     "label": "ours vs SiT+IG 800",
                     "ours": {"run": "ig", "milestone": "ep6"},
-                    "paper": {"table": "main", "method": "SiT+IG", "epochs": 800, "guidance": "none", "labels": "random"},
+                    "paper": {
+                        "table": "main",
+                        "method": "SiT+IG",
+                        "epochs": 800,
+                        "guidance": "none",
+                        "labels": "random",
+                    },
                 },
                 {"label": "no paper row", "ours": {"run": "baseline", "milestone": "ep6"}},
             ],

@@ -113,6 +113,11 @@ def segment_inputs(wildcards):
     return inputs
 
 
+def ig_launcher(gpus: int) -> str:
+    """`ig`, or one `ig` process per GPU through torchrun (one node; see profiles/slurm for srun)."""
+    return "ig" if gpus == 1 else f"torchrun --standalone --nproc_per_node={gpus} -m ig"
+
+
 def segment_args(wildcards, input):
     unit, value = milestone_target(wildcards.milestone)
     args = f"--until-{unit} {value}"

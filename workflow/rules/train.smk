@@ -11,6 +11,7 @@ rule train_segment:
         checkpoint=f"{R}/runs/{{run}}/{{milestone}}.pt",
     params:
         segment=segment_args,
+        launcher=lambda wc: ig_launcher(config["runs"][wc.run]["gpus"]),
         latents=lambda wc: f"{R}/latents/{C.latents_of(wc.run)}",
         workdir=f"{R}/runs/{{run}}/work-{{milestone}}",
         log_jsonl=f"{R}/runs/{{run}}/metrics.jsonl",
@@ -21,9 +22,9 @@ rule train_segment:
         f"logs/{config['name']}/train/{{run}}/{{milestone}}.log",
     threads: 2
     resources:
-        gpu=lambda wc: config["runs"][wc.run]["train"].get("gpus", 1),
+        gpu=lambda wc: config["runs"][wc.run]["gpus"],
     shell:
-        "ig train --run-config {input.run_config} --latents {params.latents} --out {output.checkpoint} "
+        "{params.launcher} train --run-config {input.run_config} --latents {params.latents} --out {output.checkpoint} "
         "--workdir {params.workdir} {params.segment} --log {params.log_jsonl} --grid {params.grid} "
         "--no-progress > {log} 2>&1"
 
