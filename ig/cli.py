@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-autoencoder": ("ig.data.autoencoder_train", "train the tiny AutoencoderKL of the embedded default"),
     "encode": ("ig.data.encode", "encode a dataset into latent shards"),
     "train": ("ig.train.cli", "train one segment of a run, milestone to milestone"),
-    "import-checkpoint": ("ig.models.importing", "convert a released checkpoint into an ig checkpoint"),
+    "import-checkpoint": ("ig.release", "convert a released checkpoint into an ig checkpoint"),
     "sample": ("ig.sampling", "sample a checkpoint with a guidance setting into ADM-format npz shards"),
     "train-classifier": ("ig.evaluation.classifier", "train the in-domain feature network (embedded default)"),
     "reference": ("ig.evaluation.reference", "compute reference statistics for evaluation"),

@@ -136,7 +136,9 @@ def runs_regex(imported: bool) -> str:
 def import_args(wildcards):
     spec = config["runs"][wildcards.run]["import"]
     ae = config["latents"][spec["latents"]]["autoencoder"]
+    unit, value = milestone_target(wildcards.milestone)
     args = f"--model {spec['model']} --asset {spec['asset']} --assets-dir {ASSETS} --autoencoder {ae['kind']}:{ae['path']}"
+    args += f" --epoch {value}" if unit == "epoch" else ""
     if spec["overrides"]:
         args += f" --overrides {shlex.quote(json.dumps(spec['overrides']))}"
     return args
