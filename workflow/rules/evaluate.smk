@@ -46,9 +46,11 @@ rule evaluate:
     params:
         folder=f"{R}/samples/{{run}}/{{milestone}}/{{guidance}}/{{labels}}",
         extractor=extractor_arg(),
+        # with Inception, a missing IS (weights without the logits layer) is an error, not a null
+        require_is="--require-is" if config["evaluation"]["extractor"] == "inception" else "",
     log:
         f"logs/{config['name']}/evaluate/{{run}}/{{milestone}}/{{guidance}}-{{labels}}.log",
     threads: 2
     shell:
         "ig evaluate {params.folder} --reference {input.reference} --extractor {params.extractor} "
-        "--out {output.metrics} > {log} 2>&1"
+        "{params.require_is} --out {output.metrics} > {log} 2>&1"
