@@ -7,4 +7,4 @@ rule fetch_assets:
     log:
         f"logs/{config['name']}/fetch_assets.log",
     shell:
-        "ig fetch-assets --assets-dir {ASSETS} --only {params.only} --stamp {output.done} > {log} 2>&1"
+        "ig fetch-assets --assets-dir {ASSETS} --only {params.only} > {log} 2>&1 && touch {output.done}"

@@ -60,8 +60,10 @@ wildcard_constraints:
     latents="|".join(re.escape(name) for name in config["latents"]),
 
 
-def dataset_args(dataset: dict) -> str:
-    args = f"--dataset {dataset['name']} --resolution {dataset['resolution']}"
+def dataset_args(dataset: dict, resolution: bool = True) -> str:
+    args = f"--dataset {dataset['name']}"
+    if resolution:
+        args += f" --resolution {dataset['resolution']}"
     if dataset["root"]:
         args += f" --data-root {shlex.quote(dataset['root'])}"
     return args
@@ -81,7 +83,7 @@ def autoencoder_input(wildcards):
 def autoencoder_arg(wildcards) -> str:
     ae = latent_spec(wildcards)["autoencoder"]
     path = f"{R}/autoencoders/{wildcards.latents}" if ae["kind"] == "tiny" else ae["path"]
-    return f"--autoencoder {ae['kind']}:{path}"
+    return f"--autoencoder-kind {ae['kind']} --autoencoder {path}"
 
 
 def encode_args(wildcards) -> str:
@@ -176,7 +178,7 @@ def sample_args(wildcards, input):
 
 
 # --- evaluation ---------------------------------------------------------------------------
-FETCHED = f"{ASSETS}/.fetched-{config['name']}.json"  # the fetch_assets stamp: every asset is there
+FETCHED = f"{ASSETS}/.fetched-{config['name']}"  # the fetch_assets stamp: every asset is there
 
 
 def extractor_input(wildcards=None):

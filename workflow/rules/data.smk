@@ -6,7 +6,7 @@ rule train_autoencoder:
         config=f"{R}/autoencoders/{{latents}}/config.json",
     params:
         folder=f"{R}/autoencoders/{{latents}}",
-        data=lambda wc: dataset_args(latent_spec(wc)["dataset"]),
+        data=lambda wc: dataset_args(latent_spec(wc)["dataset"], resolution=False),
         train=lambda wc: flags(latent_spec(wc)["autoencoder"]["train"]),
     log:
         f"logs/{config['name']}/train_autoencoder/{{latents}}.log",
@@ -31,6 +31,7 @@ rule encode_shard:
         "ig encode {params.args} --out-dir {params.folder} --shard {wildcards.shard} > {log} 2>&1"
 
 
+# `ig encode` writes the manifest once every shard exists; this gathers after the last shard.
 rule latent_manifest:
     input:
         shards=latent_shards,
@@ -42,4 +43,4 @@ rule latent_manifest:
     log:
         f"logs/{config['name']}/encode/{{latents}}/manifest.log",
     shell:
-        "ig encode {params.args} --out-dir {params.folder} --manifest-only > {log} 2>&1"
+        "ig encode {params.args} --out-dir {params.folder} > {log} 2>&1"
