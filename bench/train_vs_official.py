@@ -1,0 +1,137 @@
+"""One SiT-B/2 training step, ours vs the official IG code, side by side in one process on CPU.
+
+A step is what each training loop does per batch: posterior sample, forward with the
+intermediate head, IG loss (λ = 0.5), backward, gradient clipping at 1.0, AdamW, EMA 0.9999.
+Ours is ``ig.train.engine.Trainer`` (data read from memory-mapped shards); the official one is
+the loop body of ``SiT/train.py`` with its ``SiT-B/2`` and ``IGLoss`` (head after block 8, the
+release default; ours is set to the same block). Steps alternate between the two so that load
+on a shared machine hits both alike; the median step time (wall and process CPU time) of each is
+compared. Goal: ours ≤ 0.9×.
+
+The official code is never copied into this repository. Check it out under /tmp first::
+
+    # fetch CVL-UESTC/Internal-Guidance (the search tool's `fetch`), then
+    mkdir -p /tmp/Internal-Guidance && git --git-dir /work/.mirror/CVL-UESTC+Internal-Guidance/repo \\
+        archive HEAD SiT | tar -x -C /tmp/Internal-Guidance
+    .venv/bin/python bench/train_vs_official.py --official /tmp/Internal-Guidance --batch 4 --steps 10
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from ig.train.benchmarks import write_random_latents
+from ig.train.config import TrainConfig
+from ig.train.data import LatentDataset
+from ig.train.distributed import DistContext
+from ig.train.engine import Trainer
+
+SHAPE = (4, 32, 32)
+
+
+def official_step(official: dict, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """The body of the official training loop (SiT/train.py), minus accelerate and logging."""
+    model, ema, optimizer, loss_fn = official["model"], official["ema"], official["optimizer"], official["loss_fn"]
+    moments, labels = batch
+    with torch.no_grad():  # sample_posterior, scale 0.18215
+        mean, std = torch.chunk(moments, 2, dim=1)
+        x = (mean + std * torch.randn_like(mean)) * 0.18215
+    gen_loss, align_loss = loss_fn(model, x, labels)
+    loss = gen_loss.mean() + 0.5 * align_loss.mean()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():  # update_ema
+        ema_params = OrderedDict(ema.named_parameters())
+        for name, param in model.named_parameters():
+            ema_params[name].mul_(0.9999).add_(param.data, alpha=1 - 0.9999)
+
+
+def build_official(source: Path, batch: int) -> tuple[dict, tuple[torch.Tensor, torch.Tensor]]:
+    sys.path.insert(0, str(source / "SiT"))
+    from loss import IGLoss
+    from models.sit import SiT_models
+
+    torch.manual_seed(0)
+    model = SiT_models["SiT-B/2"](input_size=SHAPE[1], num_classes=1000, use_cfg=True, fused_attn=True, qk_norm=False)
+    ema = copy.deepcopy(model).requires_grad_(False).eval()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.999), weight_decay=0.0, eps=1e-8)
+    loss_fn = IGLoss(prediction="v", path_type="linear", weighting="uniform", loss_type="l2")
+    moments = torch.cat([torch.randn(batch, *SHAPE), 0.1 * torch.rand(batch, *SHAPE)], dim=1)
+    official = {"model": model.train(), "ema": ema, "optimizer": optimizer, "loss_fn": loss_fn}
+    return official, (moments, torch.randint(0, 1000, (batch,)))
+
+
+def ours_step(trainer: Trainer) -> None:
+    trainer.compute_gradients()
+    trainer.apply_gradients()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--official", type=Path, default=Path("/tmp/Internal-Guidance"), help="official checkout")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps of each (after one warm-up step)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--compile", action="store_true", help="ours with torch.compile (compiled in the warm-up)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    official, batch = build_official(args.official, args.batch)
+    run = {"model": {"name": "SiT-B/2", "ig_layer": 8}, "global_batch": args.batch, "compile": args.compile}
+    cfg = TrainConfig.from_dict(run)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = LatentDataset(write_random_latents(Path(tmp), 2 * args.batch, SHAPE, 1000))
+        trainer = Trainer(cfg, data, DistContext(0, 1, 0, torch.device("cpu")))
+        n_ours = sum(p.numel() for p in trainer.model.parameters())
+        n_official = sum(p.numel() for p in official["model"].parameters())
+        wall: dict[str, list[float]] = {"ours": [], "official": []}
+        cpu: dict[str, list[float]] = {"ours": [], "official": []}
+        for i in range(args.steps + 1):
+            for name, step in (
+                ("ours", lambda: ours_step(trainer)),
+                ("official", lambda: official_step(official, batch)),
+            ):
+                start, start_cpu = time.perf_counter(), time.process_time()
+                step()
+                if i > 0:  # the first round warms up (and compiles)
+                    wall[name].append(time.perf_counter() - start)
+                    cpu[name].append(time.process_time() - start_cpu)
+
+    median = {name: statistics.median(t) for name, t in wall.items()}
+    median_cpu = {name: statistics.median(t) for name, t in cpu.items()}
+    print(
+        json.dumps(
+            {
+                "model": "SiT-B/2 (+ head after block 8)",
+                "params": {"ours": n_ours, "official": n_official},
+                "batch": args.batch,
+                "threads": args.threads,
+                "compile": args.compile,
+                "steps": args.steps,
+                "median_step_s": median,
+                "ratio_ours_over_official": median["ours"] / median["official"],
+                "median_step_cpu_s": median_cpu,
+                "cpu_ratio_ours_over_official": median_cpu["ours"] / median_cpu["official"],
+                "all_step_s": wall,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

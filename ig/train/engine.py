@@ -1,0 +1,298 @@
+"""One training segment: from the previous milestone (or from scratch) to the next milestone.
+
+A run is trained in segments so that no job outlives its wall time and every milestone is a
+workflow output that sampling can start from while the next segment trains
+(shared/reference/snakemake-and-slurm.md §2.4). Inside a segment nothing is lost either:
+
+- **Start.** The resume file in ``--workdir`` if there is one (it must belong to this run config
+  and this segment), else the ``--init`` milestone, else a fresh model from the run seed.
+- **Loop.** One optimisation step per global batch. Every ``resume_every_steps`` steps or
+  ``resume_every_minutes`` minutes, whichever comes first, rank 0 replaces the resume file
+  atomically. No signal handlers: a job killed at any moment (timeout, preemption, SIGKILL)
+  reruns from the last resume file, and on CPU ends bit-identical to an uninterrupted run.
+- **End.** The milestone checkpoint (atomic), the optional sample grid, then the resume file is
+  removed. A non-finite loss stops the segment before the step is applied, keeping the last
+  good resume file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.checkpoint import checkpoint
+
+from ig.errors import IGError
+from ig.models import create_model
+from ig.train import distributed
+from ig.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from ig.train.config import EXECUTION_KEYS, TrainConfig
+from ig.train.data import BatchPlan, LatentDataset, micro_batch_seed
+from ig.train.distributed import DistContext
+from ig.train.ema import EMA
+from ig.train.grid import save_grid
+from ig.train.metrics import LOSS_KEYS, MetricsLog
+from ig.train.optim import build_optimizer, set_learning_rate
+from ig.transport import ig_losses
+from ig.utils.seeding import derive_seed
+
+log = logging.getLogger(__name__)
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Where one segment reads and writes, and where it ends (the ``ig train`` arguments)."""
+
+    latents: Path
+    out: Path
+    workdir: Path
+    until_epoch: int | None = None
+    until_step: int | None = None
+    init: Path | None = None
+    log: Path | None = None
+    grid: Path | None = None
+    tensorboard: Path | None = None
+    device: str | None = None
+    progress: bool = True
+
+    @property
+    def resume_path(self) -> Path:
+        return self.workdir / "resume.pt"
+
+    def target_step(self, steps_per_epoch: int) -> int:
+        if (self.until_epoch is None) == (self.until_step is None):
+            raise IGError("give exactly one of --until-epoch and --until-step")
+        return self.until_step if self.until_step is not None else self.until_epoch * steps_per_epoch
+
+
+class Trainer:
+    """The model, its EMA and optimizer, and one optimisation step on one global batch."""
+
+    def __init__(self, cfg: TrainConfig, data: LatentDataset, ctx: DistContext) -> None:
+        self.cfg, self.data, self.ctx = cfg, data, ctx
+        self.plan = BatchPlan.build(cfg.global_batch, ctx.world_size, ctx.rank, cfg.max_device_batch)
+        self.steps_per_epoch = self.plan.steps_per_epoch(data.num_images)
+        if ctx.device.type == "cuda":  # as both releases
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        seed_everything(derive_seed(cfg.seed, "init"))
+        self.model = create_model(**cfg.model).to(ctx.device)
+        _check_model_fits_data(self.model, data)
+        self.ema = EMA(self.model, cfg.ema_decay)
+        self.optimizer = build_optimizer(cfg.optimizer, self.model)
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=cfg.precision == "fp16")
+        self.step = 0
+        self.ddp, self.net = self._wrap(self.model)
+
+    def _wrap(self, model: torch.nn.Module) -> tuple[DistributedDataParallel | None, torch.nn.Module]:
+        """The DDP wrapper (or None) and the callable the loss runs: activation checkpointing, DDP
+        and compilation on top of ``self.model``, whose state dict is what checkpoints hold.
+        Loading a state later is fine: it is copied into the same parameter tensors."""
+        if self.cfg.grad_checkpointing:
+            checkpoint_blocks(model)
+        ddp = None
+        if self.ctx.world_size > 1:
+            device_ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+            # With lam = 0 the intermediate head gets no gradient.
+            ddp = DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=self.cfg.loss.lam == 0)
+        net = ddp or model
+        return ddp, torch.compile(net) if self.cfg.compile else net
+
+    def compute_gradients(self) -> dict[str, float]:
+        """Forward and backward over this rank's micro-batches; returns the step's losses and
+        gradient norm, averaged over the global batch (not applied yet, see ``apply_gradients``)."""
+        cfg, device = self.cfg, self.ctx.device
+        set_learning_rate(self.optimizer, cfg.optimizer, self.step)
+        micro_batches = self.plan.micro_batches(cfg.seed, self.step, self.data.num_images)
+        sums = torch.zeros(4, device=device)
+        for k, (offset, indices) in enumerate(micro_batches):
+            seed = micro_batch_seed(cfg.seed, self.step, offset)
+            torch.manual_seed(seed)  # the model's label dropout draws from the global generator
+            g = torch.Generator(device).manual_seed(seed)
+            x0, y = self.data.batch(indices, g, device)
+            last = k == len(micro_batches) - 1
+            with self.ddp.no_sync() if self.ddp and not last else contextlib.nullcontext():
+                with torch.autocast(device.type, AUTOCAST_DTYPES.get(cfg.precision), enabled=cfg.precision != "fp32"):
+                    terms = ig_losses(self.net, x0, y, **dataclasses.asdict(cfg.loss), generator=g)
+                self.scaler.scale(terms.total / len(micro_batches)).backward()
+            sums += torch.stack([terms.total.detach(), terms.final, terms.inter, terms.cosine]).float()
+        sums = distributed.mean_over_ranks(sums / len(micro_batches))
+        self.scaler.unscale_(self.optimizer)
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params], foreach=True)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grads_with_norm_(params, cfg.grad_clip, grad_norm, foreach=True)
+        return dict(zip(LOSS_KEYS, [*sums.tolist(), grad_norm.item()], strict=True))
+
+    def apply_gradients(self) -> None:
+        """Optimizer step (skipped by the fp16 grad scaler on overflow), EMA update, next step."""
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.ema.update(self.model)
+        self.step += 1
+
+    def finite(self, values: dict[str, float]) -> bool:
+        """Whether the step may be applied: a finite loss, and a finite gradient norm unless the
+        fp16 grad scaler is on (it skips overflowing steps itself)."""
+        return math.isfinite(values["loss"]) and (math.isfinite(values["grad_norm"]) or self.scaler.is_enabled())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model_config": dict(self.model.config),
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "grad_scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "epoch": self.step // self.steps_per_epoch,
+            "steps_per_epoch": self.steps_per_epoch,
+            "rng": capture_rng(),
+            "latent": self.data.meta(),
+            "run": {"name": self.cfg.name, "config": self.cfg.to_dict(), "fingerprint": self.cfg.fingerprint()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["model_config"] != dict(self.model.config):
+            raise IGError(f"checkpoint model {state['model_config']} differs from the run config's {self.model.config}")
+        if state["steps_per_epoch"] != self.steps_per_epoch:
+            raise IGError(
+                f"checkpoint has {state['steps_per_epoch']} steps per epoch, this data and global batch give "
+                f"{self.steps_per_epoch}: the latent folder or global_batch changed"
+            )
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["grad_scaler"])
+        self.step = state["step"]
+        restore_rng(state["rng"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every global generator, so that even the ones training never draws from hold the
+    same state in every run (checkpoints store them all)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def checkpoint_blocks(model: torch.nn.Module) -> None:
+    """Recompute each transformer block's activations in the backward pass instead of storing
+    them. Patches the block instances' ``forward``, so state-dict keys do not change."""
+    if not isinstance(getattr(model, "blocks", None), torch.nn.ModuleList):
+        raise IGError(f"grad_checkpointing needs a model with a `blocks` ModuleList; {type(model).__name__} has none")
+    for block in model.blocks:
+        block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
+
+
+def run_segment(cfg: TrainConfig, seg: Segment) -> dict[str, Any]:
+    """Train one segment (in every process of a distributed launch); returns the milestone's
+    step and epoch."""
+    ctx = distributed.setup(seg.device)
+    try:
+        return _run_segment(cfg, seg, ctx)
+    finally:
+        distributed.teardown()
+
+
+def _run_segment(cfg: TrainConfig, seg: Segment, ctx: DistContext) -> dict[str, Any]:
+    data = LatentDataset(seg.latents)
+    trainer = Trainer(cfg, data, ctx)
+    target = seg.target_step(trainer.steps_per_epoch)
+    identity = {"init": str(seg.init.resolve()) if seg.init else None, "target_step": target}
+    state, origin = _starting_state(cfg, seg, identity)
+    if state is not None:
+        trainer.load_state_dict(state)
+    if trainer.step >= target:
+        raise IGError(f"nothing to train: training starts at step {trainer.step} but the segment ends at step {target}")
+    if ctx.is_main:
+        log.info(
+            "%s: steps %d -> %d (%d per epoch) from %s; %d process(es) x %d micro-batch(es) of %d on %s",
+            cfg.name, trainer.step, target, trainer.steps_per_epoch, origin, ctx.world_size,
+            trainer.plan.accum_steps, trainer.plan.micro_batch, ctx.device,
+        )  # fmt: skip
+    metrics = MetricsLog(
+        seg.log or seg.workdir / "metrics.jsonl",
+        every=cfg.log_every,
+        start_step=trainer.step,
+        target_step=target,
+        global_batch=cfg.global_batch,
+        steps_per_epoch=trainer.steps_per_epoch,
+        tensorboard=seg.tensorboard,
+        enabled=ctx.is_main,
+        progress=seg.progress,
+    )
+    if origin == "resume file":
+        metrics.load_state_dict(state["log_window"])
+    del state  # the model holds its own copy now
+
+    saved = (time.monotonic(), trainer.step)
+    while trainer.step < target:
+        values = trainer.compute_gradients()
+        if not trainer.finite(values):
+            last_good = seg.resume_path if seg.resume_path.is_file() else "the start of the segment"
+            raise IGError(
+                f"non-finite loss {values['loss']} / gradient norm {values['grad_norm']} in step {trainer.step + 1} "
+                f"(epoch {trainer.step // trainer.steps_per_epoch}); stopped before applying it, "
+                f"the last good state is {last_good}"
+            )
+        trainer.apply_gradients()
+        metrics.add(trainer.step, values, trainer.optimizer.param_groups[0]["lr"])
+        elapsed = time.monotonic() - saved[0]
+        due = trainer.step - saved[1] >= cfg.resume_every_steps or elapsed >= 60 * cfg.resume_every_minutes
+        if ctx.is_main and due and trainer.step < target:
+            resume = trainer.state_dict() | {"segment": identity, "log_window": metrics.state_dict()}
+            save_checkpoint(seg.resume_path, resume)
+            saved = (time.monotonic(), trainer.step)
+    metrics.close()
+
+    epoch = trainer.step // trainer.steps_per_epoch
+    if ctx.is_main:
+        save_checkpoint(seg.out, trainer.state_dict() | {"segment": identity})
+        if seg.grid is not None:
+            save_grid(trainer.ema.model, data.meta(), seg.grid, seed=cfg.seed)
+        seg.resume_path.unlink(missing_ok=True)
+        log.info("%s: milestone step %d (epoch %d) written to %s", cfg.name, trainer.step, epoch, seg.out)
+    distributed.barrier()
+    return {"step": trainer.step, "epoch": epoch, "out": str(seg.out)}
+
+
+def _starting_state(cfg: TrainConfig, seg: Segment, identity: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The state to start from and where it came from (see the module docstring)."""
+    if seg.resume_path.is_file():
+        state = load_checkpoint(seg.resume_path, what="resume file")
+        if state.get("segment") != identity or state["run"]["fingerprint"] != cfg.fingerprint():
+            raise IGError(
+                f"the resume file {seg.resume_path} belongs to another run config or segment "
+                f"({state.get('segment')}); delete it to start this segment over"
+            )
+        return state, "resume file"
+    if seg.init is not None:
+        state = load_checkpoint(seg.init, what="--init checkpoint")
+        if state["run"]["fingerprint"] != cfg.fingerprint():
+            old, new = state["run"]["config"], cfg.to_dict()
+            changed = sorted(k for k in new if old.get(k) != new[k] and k not in EXECUTION_KEYS)
+            raise IGError(f"--init {seg.init} was trained with another run config (differs in: {', '.join(changed)})")
+        return state, f"--init {seg.init}"
+    return None, "scratch"
+
+
+def _check_model_fits_data(model: torch.nn.Module, data: LatentDataset) -> None:
+    channels, size = data.latent_shape[0], data.latent_shape[-1]
+    num_classes = data.manifest["num_classes"]
+    if (model.in_channels, model.input_size, model.num_classes) != (channels, size, num_classes):
+        raise IGError(
+            f"model {model.config['name']} takes {model.in_channels}x{model.input_size}x{model.input_size} latents and "
+            f"{model.num_classes} classes, the latent folder has {channels}x{size}x{size} and {num_classes}"
+        )

@@ -1,0 +1,138 @@
+"""What a run reports: a JSONL metrics log, optional TensorBoard, and a progress bar.
+
+The log of a run stays consistent across resumes: on start, lines past the step training resumes
+from are dropped (they were written after the resume file the run continues from), and the
+window of not-yet-logged steps is part of the resume file, so an interrupted run logs the same
+lines as an uninterrupted one (apart from timings).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from ig.utils.io import atomic_path
+
+LOSS_KEYS = ("loss", "loss_final", "loss_inter", "loss_cos", "grad_norm")
+log = logging.getLogger(__name__)
+
+
+class MetricsLog:
+    """Averages the per-step values over ``every`` steps and writes them out (rank 0 only)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        every: int,
+        start_step: int,
+        target_step: int,
+        global_batch: int,
+        steps_per_epoch: int,
+        tensorboard: Path | None = None,
+        enabled: bool = True,
+        progress: bool = True,
+    ) -> None:
+        self.path, self.every, self.enabled = path, every, enabled
+        self.global_batch, self.steps_per_epoch = global_batch, steps_per_epoch
+        self.window: dict[str, float] = {k: 0.0 for k in (*LOSS_KEYS, "steps")}
+        self.tick = (time.perf_counter(), start_step)
+        self.writer = None
+        self.bar = None
+        if not enabled:
+            return
+        _truncate_after(path, start_step)
+        if tensorboard is not None:
+            self.writer = _tensorboard(tensorboard, start_step)
+        self.bar = tqdm(
+            total=target_step, initial=start_step, unit="step", dynamic_ncols=True, disable=not progress, mininterval=1
+        )
+
+    def state_dict(self) -> dict[str, float]:
+        return dict(self.window)
+
+    def load_state_dict(self, window: dict[str, float]) -> None:
+        self.window = dict(window)
+
+    def add(self, step: int, values: dict[str, float], lr: float) -> None:
+        """Record the values of ``step`` (already done); write a line every ``every`` steps."""
+        for k in LOSS_KEYS:
+            self.window[k] += values[k]
+        self.window["steps"] += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        if step % self.every == 0 and self.enabled:
+            self._write(step, lr)
+
+    def _write(self, step: int, lr: float) -> None:
+        now = time.perf_counter()
+        seconds, steps_timed = now - self.tick[0], step - self.tick[1]
+        self.tick = (now, step)
+        n = max(self.window.pop("steps"), 1)
+        record = {"step": step, "epoch": round(step / self.steps_per_epoch, 4)}
+        record |= {k: self.window[k] / n for k in LOSS_KEYS}
+        record |= {
+            "lr": lr,
+            "images_per_s": self.global_batch * steps_timed / seconds,
+            "peak_mem_gib": peak_memory_gib(),
+        }
+        self.window = {k: 0.0 for k in (*LOSS_KEYS, "steps")}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for k, v in record.items():
+                if k != "step":
+                    self.writer.add_scalar(f"train/{k}", v, step)
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_s']:.1f}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def peak_memory_gib() -> float:
+    """Peak GPU memory allocated by torch, or the process's peak resident memory on CPU."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics log (a torn last line from a killed run is skipped)."""
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def _truncate_after(path: Path, step: int) -> None:
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    kept = [r for r in read_log(path) if r["step"] <= step]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _tensorboard(folder: Path, start_step: int) -> Any:
+    """A SummaryWriter that drops events past ``start_step`` (left by the interrupted run), or
+    None with a warning when TensorBoard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning("TensorBoard is not installed; --tensorboard ignored (pip install tensorboard)")
+        return None
+    return SummaryWriter(str(folder), purge_step=start_step + 1)
