@@ -91,3 +91,37 @@ def slurm_cluster() -> SlurmCluster:
 
 
 # --- end SLURM -----------------------------------------------------------------------------
+
+
+# --- slow tests --------------------------------------------------------------------------------
+# Long experiments are marked `slow`: CI runs their small unmarked versions, and the full ones
+# run on demand with `--runslow` (scripts/test.sh --runslow).
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+# --- end slow tests ----------------------------------------------------------------------------
+
+
+# --- threads -----------------------------------------------------------------------------------
+@pytest.fixture
+def single_thread():
+    """One torch thread in this process, like the OMP_NUM_THREADS=1 subprocesses a test compares
+    with: float results depend on the number of threads (reduction order), so bit-identity
+    across processes holds only at equal thread counts."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+# --- end threads -------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def test_rerun_split_invocations_and_ranks_give_identical_files(tmp_path, tiny, 
     assert _files(ranks) == reference
 
 
-def test_kill_mid_run_then_rerun_is_bit_identical(tmp_path, tiny, fmnist):
+def test_kill_mid_run_then_rerun_is_bit_identical(tmp_path, tiny, fmnist, single_thread):
     folder, ae = tiny
     args = ["--dataset", "fashion-mnist", "--limit", "240", "--num-shards", "12", "--batch-size", "4"]
     args += ["--autoencoder-kind", "tiny", "--autoencoder", folder, "--device", "cpu", "--no-progress"]

@@ -63,7 +63,7 @@ def _shards(folder):
     return {p.name: load_npz(p) for p in sorted(folder.glob("shard-*.npz"))}
 
 
-def test_two_processes_write_the_same_samples_as_one(checkpoint, tmp_path):
+def test_two_processes_write_the_same_samples_as_one(checkpoint, tmp_path, single_thread):
     _sample(checkpoint, tmp_path / "one", "--manifest", str(tmp_path / "one.json"), "--grid", str(tmp_path / "g.png"))
     for rank in (1, 0):
         _sample(checkpoint, tmp_path / "two", "--manifest", str(tmp_path / "two.json"), rank=rank, world=2)

@@ -1,6 +1,7 @@
 # Config validation and the input functions every rule uses. The campaign logic itself
 # (milestones, sample sets, paths) is ig.campaign, shared with `ig table`/`ig plot`/`ig plan`.
 import json
+import os
 import re
 import shlex
 import sys
@@ -20,6 +21,7 @@ R = str(C.root)
 ASSETS = config["assets_dir"]
 SETS = C.sample_sets()
 CAMPAIGN = f"{R}/campaign.yaml"
+PAPER_NUMBERS = os.path.join(workflow.basedir, "results", "paper", "numbers.csv")  # tracked, beside the Snakefile
 
 # The resolved config (defaults filled in) and each run's training config are written at parse
 # time, and only when their content changes: their mtime then tells Snakemake exactly when the

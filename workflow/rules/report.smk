@@ -5,7 +5,7 @@ rule tables:
     input:
         campaign=CAMPAIGN,
         metrics=[C.metrics(s) for s in SETS],
-        paper="results/paper/numbers.csv",
+        paper=PAPER_NUMBERS,
     output:
         tables=[
             report(
