@@ -22,14 +22,17 @@ def sample_time(
     n: int,
     schedule: str = "uniform",
     *,
+    mean: float = 0.0,
+    std: float = 1.0,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Training times ``t ∈ (0, 1)``: uniform (the IG releases) or logit-normal (upstream LightningDiT)."""
+    """Training times ``t ∈ (0, 1)``: uniform (the IG releases) or logit-normal,
+    ``sigmoid(N(mean, std²))`` (upstream LightningDiT: mean 0, std 1)."""
     if schedule == "uniform":
         return torch.rand(n, generator=generator, device=device)
     if schedule == "lognormal":
-        return torch.sigmoid(torch.randn(n, generator=generator, device=device))
+        return torch.sigmoid(mean + std * torch.randn(n, generator=generator, device=device))
     raise IGError(f"time schedule must be one of {TIME_SCHEDULES}, got {schedule!r}")
 
 
@@ -68,6 +71,8 @@ def ig_losses(
     omega: float = 0.0,
     cosine: bool = False,
     time_schedule: str = "uniform",
+    time_mean: float = 0.0,
+    time_std: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> LossTerms:
     """One denoising loss evaluation with the intermediate head.
@@ -76,8 +81,9 @@ def ig_losses(
     - ``omega``: Section-6 objective; the final head regresses ``v + omega * sg(v_f - v_i)``
       while the intermediate head keeps the plain target.
     - ``cosine``: LightningDiT's extra ``1 - cos(v_f, target)`` over channels, final head only.
+    - ``time_schedule``, ``time_mean``, ``time_std``: see :func:`sample_time`.
     """
-    t = sample_time(x0.shape[0], time_schedule, generator=generator, device=x0.device)
+    t = sample_time(x0.shape[0], time_schedule, mean=time_mean, std=time_std, generator=generator, device=x0.device)
     noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     target = noise - x0
     v_final, v_inter = model(interpolate(x0, noise, t), t, y)

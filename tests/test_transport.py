@@ -100,5 +100,8 @@ def test_time_schedules():
     logit = torch.log(ln / (1 - ln))
     assert abs(logit.mean()) < 0.02 and abs(logit.std() - 1) < 0.02
     assert abs((ln < 0.5).float().mean() - 0.5) < 0.01 and not math.isclose(ln.std(), u.std(), rel_tol=0.05)
+    shifted = sample_time(100_000, "lognormal", mean=-1.5, std=1.5, generator=g)
+    logit = torch.log(shifted / (1 - shifted))
+    assert abs(logit.mean() + 1.5) < 0.02 and abs(logit.std() - 1.5) < 0.02
     with pytest.raises(IGError, match="time schedule"):
         sample_time(3, "cosine")

@@ -53,7 +53,7 @@ def final_outputs():
     if config["tables"] or config["plots"]:
         outputs.append(f"{R}/plots/done.json")
     if config["toy2d"].get("enabled", True):
-        outputs.append(f"{R}/toy2d/table.md")
+        outputs.append(f"{R}/toy2d/metrics.md")
     return outputs
 
 

@@ -10,7 +10,7 @@ rule train_autoencoder:
         train=lambda wc: flags(latent_spec(wc)["autoencoder"]["train"]),
     log:
         f"logs/{config['name']}/train_autoencoder/{{latents}}.log",
-    threads: 2
+    threads: 1
     shell:
         "ig train-autoencoder {params.data} --out {params.folder} {params.train} > {log} 2>&1"
 
@@ -26,7 +26,7 @@ rule encode_shard:
         args=encode_args,
     log:
         f"logs/{config['name']}/encode/{{latents}}/{{shard}}.log",
-    threads: 2
+    threads: 1
     shell:
         "ig encode {params.args} --out-dir {params.folder} --shard {wildcards.shard} > {log} 2>&1"
 

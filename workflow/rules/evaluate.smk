@@ -9,7 +9,7 @@ rule train_classifier:
         train=flags(config["evaluation"]["classifier"]),
     log:
         f"logs/{config['name']}/train_classifier.log",
-    threads: 2
+    threads: 1
     shell:
         "ig train-classifier {params.data} --out {output.checkpoint} {params.train} > {log} 2>&1"
 
@@ -30,7 +30,7 @@ rule reference_stats:
         pr_images=config["evaluation"]["reference_images"],
     log:
         f"logs/{config['name']}/reference_stats.log",
-    threads: 2
+    threads: 1
     shell:
         "ig reference {params.source} --extractor {params.extractor} --pr-images {params.pr_images} "
         "--out {output.reference} > {log} 2>&1"
@@ -50,7 +50,7 @@ rule evaluate:
         require_is="--require-is" if config["evaluation"]["extractor"] == "inception" else "",
     log:
         f"logs/{config['name']}/evaluate/{{run}}/{{milestone}}/{{guidance}}-{{labels}}.log",
-    threads: 2
+    threads: 1
     shell:
         "ig evaluate {params.folder} --reference {input.reference} --extractor {params.extractor} "
         "{params.require_is} --out {output.metrics} > {log} 2>&1"

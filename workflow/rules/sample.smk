@@ -20,7 +20,7 @@ rule sample:
         args=sample_args,
     log:
         f"logs/{config['name']}/sample/{{run}}/{{milestone}}/{{guidance}}-{{labels}}.log",
-    threads: 2
+    threads: 1
     shell:
         "ig sample --checkpoint {input.checkpoint} --out-dir {params.folder} --seed-key {params.seed_key} "
         "{params.args} --manifest {output.manifest} --grid {output.grid} > {log} 2>&1"

@@ -20,7 +20,7 @@ rule train_segment:
         run=runs_regex(imported=False),
     log:
         f"logs/{config['name']}/train/{{run}}/{{milestone}}.log",
-    threads: 2
+    threads: 1
     resources:
         gpu=lambda wc: config["runs"][wc.run]["gpus"],
     shell:

@@ -1,0 +1,81 @@
+"""Training the toy denoisers with the project's IG loss (``ig.transport.ig_losses``).
+
+We use the sample-based loss, not EDM2's exact-score regression: it is the loss the image models
+train with (same code, same ``lam``/``omega`` semantics, including the Section-6 ω objective).
+Regressing the exact velocity needs all 1016 components per batch row, and it did not fit better
+(measured on a plain-MLP variant of the model): 21 % of unguided samples outside the outline after
+2048 exact iterations at batch 512 (98 s), vs 17-26 % after 4096 sample-based iterations at
+batch 2048 (~55 s).
+
+Training times follow ``time_schedule`` of ``ig.transport`` (uniform, as the IG releases).
+
+Optimiser and averaging follow EDM2's toy: Adam (β = 0.9, 0.99) at ``lr`` with inverse-square-root
+decay after ``lr_decay_start`` iterations, and a power-function EMA ``β_i = (1 − 1/i)^(γ+1)``,
+whose averaging window grows with training length, so early and late snapshots are comparable.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+
+from ig.toy2d.mixture import TreeMixture
+from ig.transport import ig_losses
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch: int = 1024
+    lr: float = 1e-2
+    lr_decay_start: int = 512
+    lam: float = 0.5
+    omega: float = 0.0
+    label_dropout: float = 0.1
+    ema_gamma: float = 16.0
+    time_schedule: str = "uniform"
+
+
+def sample_batch(
+    tree: TreeMixture, n: int, label_dropout: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Data and labels for one step; a dropped label becomes the null class (CFG training)."""
+    y = torch.randint(tree.num_classes, (n,), generator=generator)
+    x0 = tree.sample(y, generator)
+    drop = torch.rand(n, generator=generator) < label_dropout
+    return x0, torch.where(drop, tree.num_classes, y)
+
+
+def train(
+    model: torch.nn.Module,
+    tree: TreeMixture,
+    config: TrainConfig,
+    snapshots: Iterable[int],
+    generator: torch.Generator,
+    on_step: Callable[[], None] = lambda: None,
+) -> dict[int, torch.nn.Module]:
+    """Train for ``max(snapshots)`` iterations; return the EMA model at each snapshot iteration."""
+    snapshots = sorted(set(snapshots))
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.99))
+    ema = copy.deepcopy(model).requires_grad_(False)
+    out: dict[int, torch.nn.Module] = {}
+    model.train()
+    for i in range(1, snapshots[-1] + 1):
+        opt.param_groups[0]["lr"] = config.lr / max((i - 1) / config.lr_decay_start, 1.0) ** 0.5
+        x0, y = sample_batch(tree, config.batch, config.label_dropout, generator)
+        loss = ig_losses(
+            model, x0, y, lam=config.lam, omega=config.omega, time_schedule=config.time_schedule, generator=generator
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.total.backward()
+        opt.step()
+        beta = (1 - 1 / i) ** (config.ema_gamma + 1)
+        with torch.no_grad():
+            for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
+                p_ema.lerp_(p, 1 - beta)
+        if i in snapshots:
+            out[i] = copy.deepcopy(ema).eval()
+        on_step()
+    return out
