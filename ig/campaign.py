@@ -17,6 +17,7 @@ import yaml
 
 from ig.errors import IGError
 from ig.guidance import Guidance
+from ig.utils.io import read_yaml_mapping
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 LABELS = ("random", "balanced")
@@ -61,14 +62,7 @@ def _fill_defaults(validate_properties):
 
 
 def load(path: str | Path) -> Campaign:
-    path = Path(path)
-    if not path.is_file():
-        raise IGError(f"config file not found: {path}")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise IGError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    return Campaign(validate(config))
+    return Campaign(validate(read_yaml_mapping(path, what="config")))
 
 
 @dataclass(frozen=True, order=True)

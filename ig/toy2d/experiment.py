@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from tqdm import tqdm
 
 from ig.errors import IGError
@@ -38,7 +37,7 @@ from ig.toy2d.mixture import OUTLINE_DROP, TreeMixture
 from ig.toy2d.model import ToyDenoiser
 from ig.toy2d.plot import Background, Panel, save_figure
 from ig.toy2d.train import TrainConfig, train
-from ig.utils.io import atomic_path, write_json
+from ig.utils.io import atomic_path, read_yaml_mapping, write_json
 from ig.utils.seeding import derive_seed
 from ig.utils.seeding import generator as named_generator
 
@@ -101,11 +100,8 @@ def load_guidance(path: str | None) -> dict[str, Guidance]:
     """Defaults, with the methods named in a YAML mapping (method → Guidance keys) replaced."""
     settings = dict(DEFAULT_GUIDANCE)
     if path is not None:
-        try:
-            user = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise IGError(f"cannot read guidance YAML {path}: {exc}; pass a readable YAML mapping") from exc
-        if not isinstance(user, dict) or not set(user) <= set(DEFAULT_GUIDANCE):
+        user = read_yaml_mapping(path, what="guidance YAML")
+        if not set(user) <= set(DEFAULT_GUIDANCE):
             raise IGError(f"guidance YAML {path} must map some of {sorted(DEFAULT_GUIDANCE)} to guidance settings")
         settings.update(user)
     return {name: Guidance.from_dict(d or {}) for name, d in settings.items()}

@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ig.errors import IGError
 from ig.transport import TIME_SCHEDULES
+from ig.utils.io import read_yaml_mapping
 
 OPTIMIZERS = ("adamw", "muon")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -132,16 +131,8 @@ class TrainConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
         """Read a YAML or JSON run config; ``name`` defaults to the file's stem."""
-        path = Path(path)
-        if not path.is_file():
-            raise IGError(f"run config not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise IGError(f"run config {path} is not valid YAML/JSON: {str(exc).splitlines()[0]}") from exc
-        if not isinstance(data, dict):
-            raise IGError(f"run config {path} must be a mapping of keys to values")
-        data.setdefault("name", path.stem)
+        data = read_yaml_mapping(path, what="run config")
+        data.setdefault("name", Path(path).stem)
         return cls.from_dict(data)
 
     @classmethod

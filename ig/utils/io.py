@@ -103,3 +103,19 @@ def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return True
+
+
+def read_yaml_mapping(path: str | os.PathLike, what: str = "YAML file") -> dict[str, Any]:
+    """A YAML (or JSON) file that must hold a mapping; one-line errors for missing, invalid or not-a-mapping."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise IGError(f"{what} not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise IGError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise IGError(f"{what} {path} must be a mapping of keys to values")
+    return data
