@@ -48,9 +48,9 @@ def _bench_model(name: str, **overrides) -> torch.nn.Module:
     return create_model(name, **overrides)
 
 
-def sampling_overheads(model_name: str, batch: int, steps: int, repeats: int) -> dict:
+def sampling_overheads(model_name: str, batch: int, steps: int, repeats: int, **overrides) -> dict:
     """IG-guided and CFG-guided vs unguided sampling of the same model, same steps."""
-    model = _bench_model(model_name).eval()
+    model = _bench_model(model_name, **overrides).eval()
     shape = (batch, model.in_channels, model.input_size, model.input_size)
     noise = torch.randn(shape)
     y = torch.randint(0, model.num_classes, (batch,))
@@ -64,6 +64,8 @@ def sampling_overheads(model_name: str, batch: int, steps: int, repeats: int) ->
     return {
         "ig_sampling_overhead": ig_pair["ratio"],
         "cfg_sampling_overhead": cfg_pair["ratio"],
+        "sampling_images_per_s": batch / ig_pair["a_s"],
+        "sampling_steps": steps,
         "sampling_plain_s": ig_pair["a_s"],
         "sampling_ig_s": ig_pair["b_s"],
         "sampling_cfg_s": cfg_pair["b_s"],
@@ -94,11 +96,16 @@ def aux_train_overhead(model_name: str, batch: int, repeats: int) -> dict:
 
 
 def core(quick: bool) -> dict:
-    """The DESIGN contract's three ratios, on a B-size model at a small batch."""
+    """The DESIGN contract's three ratios on a B-size model at a small batch, and the sampling
+    speed of the embedded default's tiny model."""
     model = "SiT-T/2" if quick else "SiT-B/2"
     out = {"core_model": model}
     out.update(sampling_overheads(model, batch=2 if quick else 4, steps=4 if quick else 10, repeats=3 if quick else 7))
     out.update(aux_train_overhead(model, batch=4 if quick else 8, repeats=3 if quick else 7))
+    embedded = {"input_size": 8, "in_channels": 4, "num_classes": 10}  # config/config.yaml's model
+    tiny = sampling_overheads("SiT-T/2", batch=64 if quick else 300, steps=5 if quick else 25, repeats=3, **embedded)
+    out["tiny_sampling_images_per_s"] = tiny["sampling_images_per_s"]
+    out["tiny_sampling_steps"] = tiny["sampling_steps"]
     return out
 
 

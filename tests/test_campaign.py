@@ -46,11 +46,11 @@ def test_bad_configs_fail_with_one_line(edit, message):
 def test_sample_sets_expand_evaluations_and_table_rows():
     c = Campaign(validate(_config()))
     sets = c.sample_sets()
-    assert SampleSet("baseline", "ep2", "none", "random") in sets
-    assert SampleSet("ig", "ep4", "ig1.5+cfg1.5", "random") in sets
+    assert SampleSet("baseline", "ep4", "none", "random") in sets
+    assert SampleSet("ig", "ep8", "ig1.5+cfg1.5", "random") in sets
     assert not any(s.run == "baseline" and s.guidance != "none" for s in sets)
     assert len(sets) == len(set(sets))
-    assert c.previous("ig", "ep4") == "ep2" and c.previous("ig", "ep2") is None
+    assert c.previous("ig", "ep8") == "ep4" and c.previous("ig", "ep4") is None
 
 
 def test_schema_fills_defaults_without_touching_given_values():
@@ -73,7 +73,7 @@ def test_tables_put_paper_ours_and_difference_side_by_side(tmp_path, monkeypatch
             "rows": [
                 {
                     "label": "ours vs SiT+IG 800",
-                    "ours": {"run": "ig", "milestone": "ep4"},
+                    "ours": {"run": "ig", "milestone": "ep8"},
                     "paper": {
                         "table": "main",
                         "method": "SiT+IG",
@@ -82,7 +82,7 @@ def test_tables_put_paper_ours_and_difference_side_by_side(tmp_path, monkeypatch
                         "labels": "random",
                     },
                 },
-                {"label": "no paper row", "ours": {"run": "baseline", "milestone": "ep4"}},
+                {"label": "no paper row", "ours": {"run": "baseline", "milestone": "ep8"}},
             ],
         }
     ]
@@ -93,7 +93,7 @@ def test_tables_put_paper_ours_and_difference_side_by_side(tmp_path, monkeypatch
         path.write_text(json.dumps({"fid": 2.0 + i, "is": 100.0, "extractor": "test-features"}))
     write_tables(c, ROOT / "results/paper/numbers.csv", tmp_path / "tables")
     md = (tmp_path / "tables/t.md").read_text()
-    ig_fid = json.loads(Path(c.metrics(SampleSet("ig", "ep4", "none", "random"))).read_text())["fid"]
+    ig_fid = json.loads(Path(c.metrics(SampleSet("ig", "ep8", "none", "random"))).read_text())["fid"]
     # paper: SiT+IG 800 ep without CFG has FID 1.75 and IS 228.6
     assert f"| ours vs SiT+IG 800 | 1.75 | {ig_fid:.2f} | {ig_fid - 1.75:.2f} | 228.60 | 100.00 | -128.60 |" in md
     assert "| no paper row | – |" in md
