@@ -211,6 +211,6 @@ def test_ci_and_local_profiles_dry_run(tmp_path: Path) -> None:
     assert ci["sample"]["gpu"] == "1" and ci["sample"]["cpus_per_task"] == "1"
     assert ci["train_segment"]["gpu"] == "2"
     assert ci["prepare"]["slurm_partition"] == "debug"
-    local = dry_run(tmp_path, "local")
+    local = dry_run(tmp_path, "local", IG_LOCAL_GPUS="1")
     assert "slurm_partition" not in local["prepare"]
     assert local["train_segment"]["gpu"] == "1", "local profile caps gpu at IG_LOCAL_GPUS (1)"
