@@ -90,9 +90,6 @@ def slurm_cluster() -> SlurmCluster:
     return SlurmCluster(partition=partition.rstrip("*"), node=node, gpus=gpus, env=env)
 
 
-# --- end SLURM -----------------------------------------------------------------------------
-
-
 # --- slow tests --------------------------------------------------------------------------------
 # Long experiments are marked `slow`: CI runs their small unmarked versions, and the full ones
 # run on demand with `--runslow` (scripts/test.sh --runslow).
@@ -109,7 +106,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
-# --- end slow tests ----------------------------------------------------------------------------
 
 
 # --- threads -----------------------------------------------------------------------------------
@@ -124,4 +120,3 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-# --- end threads -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import copy
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -11,7 +12,7 @@ from ig import campaign as campaign_mod
 from ig.campaign import Campaign, SampleSet, validate
 from ig.errors import IGError
 from ig.report import plan as plan_mod
-from ig.report.tables import write_tables
+from ig.report.tables import to_latex, to_markdown, write_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,3 +114,17 @@ def test_plan_counts_jobs_and_scales_with_the_budget():
     config.setdefault("estimates", {})["train_tflops"] = 2 * plan_mod.DEFAULT_ESTIMATES["train_tflops"]
     p2 = plan_mod.plan(Campaign(validate(config)))
     assert abs(p2["totals"]["train_gpu_hours"] * 2 - p["totals"]["train_gpu_hours"]) < 1e-6
+
+
+def test_tables_without_paper_numbers_show_only_ours():
+    table = {
+        "title": "t",
+        "metrics": ["fid", "recall"],
+        "rows": [{"label": "a", "ours": {"run": "r", "milestone": "m"}}],
+    }
+    frame = pd.DataFrame(
+        [{"setting": "a", "fid_ours": 2.345, "recall_ours": 0.5, "fid_paper": None, "recall_paper": None}]
+    )
+    md = to_markdown(table, frame, None)
+    assert "| Setting | FID | Rec. |" in md and "| a | 2.35 | 0.500 |" in md
+    assert "paper" not in md and "paper" not in to_latex(table, frame)

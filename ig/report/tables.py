@@ -1,4 +1,5 @@
-"""``ig table``: each configured table as CSV, Markdown and LaTeX, paper | ours | difference."""
+"""``ig table``: each configured table as CSV, Markdown and LaTeX, paper | ours | difference
+(only ours where the table names no paper number)."""
 
 from __future__ import annotations
 
@@ -42,16 +43,22 @@ def _fmt(value, metric: str) -> str:
     return f"{value:.3f}" if metric in ("precision", "recall") else f"{value:.2f}"
 
 
-def _cells(r: pd.Series, metrics: list[str]) -> list[str]:
-    return [_fmt(r[f"{m}_{w}"], m) for m in metrics for w in ("paper", "ours", "diff")]
+def _kinds(table: dict) -> tuple[str, ...]:
+    """Paper, ours and difference columns per metric; only ours where no row names a paper number."""
+    return ("paper", "ours", "diff") if any("paper" in row for row in table["rows"]) else ("ours",)
+
+
+def _cells(r: pd.Series, table: dict) -> list[str]:
+    return [_fmt(r[f"{m}_{w}"], m) for m in table["metrics"] for w in _kinds(table)]
 
 
 def to_markdown(table: dict, frame: pd.DataFrame, extractor: str | None) -> str:
-    metrics = table["metrics"]
-    header = ["Setting"] + [f"{METRIC_NAMES[m]} {w}" for m in metrics for w in ("paper", "ours", "Δ")]
+    metrics, kinds = table["metrics"], _kinds(table)
+    names = {"paper": " paper", "ours": " ours" if len(kinds) > 1 else "", "diff": " Δ"}
+    header = ["Setting"] + [f"{METRIC_NAMES[m]}{names[w]}" for m in metrics for w in kinds]
     lines = [f"### {table['title']}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, r in frame.iterrows():
-        cells = [r["setting"], *_cells(r, metrics)]
+        cells = [r["setting"], *_cells(r, table)]
         lines.append("| " + " | ".join(cells) + " |")
     if extractor:
         lines += ["", f"Ours: metrics in the feature space of `{extractor}`."]
@@ -59,11 +66,16 @@ def to_markdown(table: dict, frame: pd.DataFrame, extractor: str | None) -> str:
 
 
 def to_latex(table: dict, frame: pd.DataFrame) -> str:
-    metrics = table["metrics"]
-    cols = "l" + "rrr" * len(metrics)
-    head1 = " & ".join(["Setting"] + [rf"\multicolumn{{3}}{{c}}{{{METRIC_NAMES[m]}}}" for m in metrics])
-    head2 = " & ".join([""] + ["paper & ours & $\\Delta$"] * len(metrics))
-    body = [" & ".join([_latex_escape(r["setting"]), *_cells(r, metrics)]) + r" \\" for _, r in frame.iterrows()]
+    metrics, kinds = table["metrics"], _kinds(table)
+    cols = "l" + "r" * len(kinds) * len(metrics)
+    if len(kinds) > 1:
+        head = [
+            " & ".join(["Setting"] + [rf"\multicolumn{{3}}{{c}}{{{METRIC_NAMES[m]}}}" for m in metrics]) + r" \\",
+            " & ".join([""] + ["paper & ours & $\\Delta$"] * len(metrics)) + r" \\",
+        ]
+    else:
+        head = [" & ".join(["Setting"] + [METRIC_NAMES[m] for m in metrics]) + r" \\"]
+    body = [" & ".join([_latex_escape(r["setting"]), *_cells(r, table)]) + r" \\" for _, r in frame.iterrows()]
     return "\n".join(
         [
             r"\begin{table}[t]",
@@ -71,8 +83,7 @@ def to_latex(table: dict, frame: pd.DataFrame) -> str:
             rf"\caption{{{_latex_escape(table['title'])}}}",
             rf"\begin{{tabular}}{{{cols}}}",
             r"\toprule",
-            head1 + r" \\",
-            head2 + r" \\",
+            *head,
             r"\midrule",
             *body,
             r"\bottomrule",
