@@ -4,10 +4,14 @@ We use the sample-based loss, not EDM2's exact-score regression: it is the loss 
 train with (same code, same ``lam``/``omega`` semantics, including the Section-6 ω objective).
 Regressing the exact velocity needs all 1016 components per batch row, and it did not fit better
 (measured on a plain-MLP variant of the model): 21 % of unguided samples outside the outline after
-2048 exact iterations at batch 512 (98 s), vs 17-26 % after 4096 sample-based iterations at
+2048 exact iterations at batch 512 (98 s), vs 17-26 % after 4096 sample-based iterations (uniform times) at
 batch 2048 (~55 s).
 
-Training times follow ``time_schedule`` of ``ig.transport`` (uniform, as the IG releases).
+Training times are logit-normal, ``t = sigmoid(N(-2.3, 1.5²))``: on the linear path
+``σ = t / (1 − t)``, so this is exactly EDM2's toy noise distribution ``ln σ ~ N(-2.3, 1.5²)``.
+It concentrates training on the low noise levels where the tree's thin branches are resolved:
+against uniform times (the image releases' choice), unguided samples outside the outline fall from
+22 % to 11 % at the same budget (4 seeds, 4096 iterations).
 
 Optimiser and averaging follow EDM2's toy: Adam (β = 0.9, 0.99) at ``lr`` with inverse-square-root
 decay after ``lr_decay_start`` iterations, and a power-function EMA ``β_i = (1 − 1/i)^(γ+1)``,
@@ -35,7 +39,9 @@ class TrainConfig:
     omega: float = 0.0
     label_dropout: float = 0.1
     ema_gamma: float = 16.0
-    time_schedule: str = "uniform"
+    time_schedule: str = "lognormal"
+    time_mean: float = -2.3
+    time_std: float = 1.5
 
 
 def sample_batch(
@@ -66,7 +72,15 @@ def train(
         opt.param_groups[0]["lr"] = config.lr / max((i - 1) / config.lr_decay_start, 1.0) ** 0.5
         x0, y = sample_batch(tree, config.batch, config.label_dropout, generator)
         loss = ig_losses(
-            model, x0, y, lam=config.lam, omega=config.omega, time_schedule=config.time_schedule, generator=generator
+            model,
+            x0,
+            y,
+            lam=config.lam,
+            omega=config.omega,
+            time_schedule=config.time_schedule,
+            time_mean=config.time_mean,
+            time_std=config.time_std,
+            generator=generator,
         )
         opt.zero_grad(set_to_none=True)
         loss.total.backward()
