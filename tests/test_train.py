@@ -465,7 +465,6 @@ def test_benchmark_reports_throughput():
     json.dumps(result)
 
 
-@pytest.mark.slow  # imports diffusers
 def test_grid_decodes_through_the_autoencoder_or_shows_latents(tmp_path, caplog):
     from diffusers import AutoencoderKL
 

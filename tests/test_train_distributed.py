@@ -101,6 +101,5 @@ def test_two_gloo_processes_launched_by_srun_match_one_process(tmp_path):
     check_two_processes_match_one(tmp_path, {"optimizer": {"kind": "muon"}}, launcher="srun")
 
 
-@pytest.mark.slow
 def test_two_gloo_processes_launched_by_torchrun_match_one_process(tmp_path):
     check_two_processes_match_one(tmp_path, {"loss": {"lam": 0.0}}, launcher="torchrun")
