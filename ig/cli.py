@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "encode": ("ig.data.encode", "encode a dataset into latent shards"),
     "train": ("ig.train.cli", "train one segment of a run, milestone to milestone"),
     "import-checkpoint": ("ig.release", "convert a released checkpoint into an ig checkpoint"),
+    "strip-checkpoint": ("ig.strip", "keep only the tensors of a trusted third-party checkpoint"),
     "sample": ("ig.sampling", "sample a checkpoint with a guidance setting into ADM-format npz shards"),
     "train-classifier": ("ig.evaluation.classifier", "train the in-domain feature network (embedded default)"),
     "reference": ("ig.evaluation.reference", "compute reference statistics for evaluation"),

@@ -89,3 +89,27 @@ def test_bad_specs_and_files_are_one_line_errors(tmp_path):
     torch.save({"state_dict": {"encoder.conv_in.weight": torch.zeros(1)}}, tmp_path / "bad.pt")
     with pytest.raises(IGError, match="not an LDM AutoencoderKL"):
         load_autoencoder({"kind": "va-vae", "path": str(tmp_path / "bad.pt")})
+
+
+class TrainerCallbackState:
+    """Stands for what a Lightning checkpoint pickles beside its weights (callbacks, hparams)."""
+
+    def __init__(self) -> None:
+        self.best = 0.5
+
+
+def test_lightning_style_checkpoint_is_refused_then_loads_after_strip(tmp_path, ldm_checkpoint):
+    from ig.strip import strip_checkpoint
+
+    p, checkpoint = ldm_checkpoint
+    path = tmp_path / "vavae.pt"
+    torch.save({**checkpoint, "callbacks": {"ModelCheckpoint": TrainerCallbackState()}, "epoch": 12}, path)
+    with pytest.raises(IGError, match=r"TrainerCallbackState.*ig strip-checkpoint") as err:
+        load_autoencoder({"kind": "va-vae", "path": str(path)})
+    assert "\n" not in str(err.value)
+    strip_checkpoint(path)
+    stripped = torch.load(path, weights_only=True)
+    assert stripped["epoch"] == 12 and stripped["callbacks"] == {}
+    ae = load_autoencoder({"kind": "va-vae", "path": str(path)})
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    torch.testing.assert_close(ae.encode(x)[0], ldm_encode(p, x, **ARCH)[0], atol=1e-4, rtol=1e-4)

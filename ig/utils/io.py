@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,14 +47,29 @@ def save_torch(obj: Any, path: str | os.PathLike) -> None:
         torch.save(obj, tmp)
 
 
+def unpicklable_objects(path: Path) -> list[str]:
+    """Names of the Python classes a torch file pickles that ``weights_only`` refuses."""
+    try:
+        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001 - an unreadable file has none to name
+        return []
+
+
 def load_torch(path: str | os.PathLike, what: str = "checkpoint") -> Any:
-    """``torch.load`` with ``weights_only=True`` and a one-line error for missing/corrupt files."""
+    """``torch.load`` with ``weights_only=True`` (never runs code from the file) and a one-line error
+    for missing, corrupt or object-pickling files."""
     path = Path(path)
     if not path.is_file():
         raise IGError(f"{what} not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure here means an unusable file
+    except Exception as exc:  # noqa: BLE001 - any failure here means a file ig cannot use
+        objects = unpicklable_objects(path) if isinstance(exc, pickle.UnpicklingError) else []
+        if objects:
+            raise IGError(
+                f"{what} {path} pickles Python objects beside its tensors ({', '.join(objects[:3])}), which ig "
+                f"does not load; if you trust its source, run `ig strip-checkpoint {path}` once"
+            ) from exc
         raise IGError(
             f"{what} {path} is corrupt or not a torch file ({type(exc).__name__}); "
             "delete it and rerun the stage that writes it"
