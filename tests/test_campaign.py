@@ -34,6 +34,8 @@ def test_shipped_configs_validate(name):
         (lambda c: c["runs"]["ig"].update(milestones=["epoch6"]), "milestones.0: 'epoch6' does not match"),
         (lambda c: c["evaluations"].append({"runs": ["nope"], "guidance": ["none"]}), "unknown run 'nope'"),
         (lambda c: c["guidance"].update(bad={"ig_interval": [0.9, 0.1]}), "low < high"),
+        (lambda c: c["plots"]["methods"].update(guidnace=["none"]), "plots.methods: Additional properties"),
+        (lambda c: c["plots"]["ig_scale"].update(metrics=["fd"]), "plots.ig_scale.metrics.0: 'fd' is not one of"),
     ],
 )
 def test_bad_configs_fail_with_one_line(edit, message):
