@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from ig.errors import IGError
 
@@ -123,8 +124,6 @@ def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
 
 def read_yaml_mapping(path: str | os.PathLike, what: str = "YAML file") -> dict[str, Any]:
     """A YAML (or JSON) file that must hold a mapping; one-line errors for missing, invalid or not-a-mapping."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise IGError(f"{what} not found: {path}")
