@@ -44,7 +44,8 @@ from ig.utils.seeding import generator as named_generator
 # Scales act on the velocity (the same extrapolation as on the score or the denoiser). IG and
 # autoguidance share a scale for a like-for-like comparison; 2 rather than EDM2's 3 because at 3
 # both lose leaf branches on this model (seed-0 sweep). Intervals default to all of (0, 1]: on
-# the toy, IG restricted to the paper's (0.3, 1] hardly changes the samples.
+# the toy, IG restricted to the paper's (0.3, 1] hardly changes the samples. (Both measured when
+# the toy still trained on uniform times, before ig.toy2d.train's logit-normal ones.)
 DEFAULT_GUIDANCE: dict[str, dict[str, Any]] = {
     "CFG": {"cfg_scale": 3.0},
     "autoguidance": {"ag_scale": 2.0},
@@ -82,6 +83,11 @@ class Row:
     model: str  # "main", "omega" or "ground truth"
     iters: int
     guidance: Guidance = Guidance()
+
+    @property
+    def key(self) -> str:
+        """The row's name in metrics, samples and ``metrics.json``, e.g. ``IG @512``."""
+        return f"{self.name} @{self.iters}"
 
 
 def table_rows(settings: Settings, guidance: dict[str, Guidance]) -> list[Row]:
@@ -165,16 +171,15 @@ def run_seed(
     y = torch.arange(tree.num_classes).repeat_interleave(n)
     metrics, samples = {}, {}
     for row in table_rows(settings, guidance):
-        key = f"{row.name} @{row.iters}"
-        g = named_generator("toy2d", seed, "sample", key)
+        g = named_generator("toy2d", seed, "sample", row.key)
         if row.model == "ground truth":
             x = tree.sample(y, g)
         else:
             velocity = GuidedVelocity(models[row.model][row.iters], row.guidance, weak_model=weak[settings.early_iters])
             noise = torch.randn(len(y), 2, generator=g)
             x = sample(velocity, noise, y, method="heun", steps=settings.steps, shift=settings.shift, generator=g)
-        metrics[key] = evaluate(tree, x, y, levels, g)
-        samples[key] = x[y == 0]
+        metrics[row.key] = evaluate(tree, x, y, levels, g)
+        samples[row.key] = x[y == 0]
         tick(settings.steps)
     return metrics, samples
 
@@ -242,14 +247,13 @@ def write_tables(out_dir: Path, rows: list[Row], stats: dict[str, dict[str, tupl
         "| --- | ---: | --- |" + " ---: |" * len(METRICS),
     ]
     for row in rows:
-        key = f"{row.name} @{row.iters}"
         writer.writerow(
-            [row.name, row.model, row.iters, describe(row.guidance), *(v for m in METRICS for v in stats[key][m])]
+            [row.name, row.model, row.iters, describe(row.guidance), *(v for m in METRICS for v in stats[row.key][m])]
         )
         cells = []
         for m in METRICS:
             scale, fmt = FORMATS[m]
-            mean, std = stats[key][m]
+            mean, std = stats[row.key][m]
             cells.append(f"{fmt.format(mean * scale)} ± {fmt.format(std * scale)}")
         iters = "-" if row.model == "ground truth" else str(row.iters)
         lines.append(f"| {row.name} | {iters} | {describe(row.guidance)} | {' | '.join(cells)} |")
