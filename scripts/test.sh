@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set up a fresh machine and run the whole test suite, the real-SLURM tests included.
-# As root, this installs and starts a single-node SLURM on loopback (.ci/slurm-up.sh) and the
-# SLURM tests then fail rather than skip if it is not up. Extra arguments go to pytest.
+# As root, or with IG_REQUIRE_SLURM=1 (as .ci/run sets; then through sudo if not root), this
+# installs and starts a single-node SLURM on loopback (.ci/slurm-up.sh) and the SLURM tests then
+# fail rather than skip if it is not up. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 export PATH="$PWD/${IG_VENV:-.venv}/bin:$PATH" HF_HUB_OFFLINE=1
-if [[ $(id -u) -eq 0 ]]; then
-    bash .ci/slurm-up.sh
+if [[ $(id -u) -eq 0 || ${IG_REQUIRE_SLURM:-0} == 1 ]]; then
+    if [[ $(id -u) -eq 0 ]]; then bash .ci/slurm-up.sh; else sudo bash .ci/slurm-up.sh; fi
     export IG_REQUIRE_SLURM=1
 fi
 ruff check ig tests bench
