@@ -32,10 +32,10 @@ from pathlib import Path
 
 import torch
 
+from ig.data.latents import LatentDataset
+from ig.distributed import DistContext
 from ig.train.benchmarks import write_random_latents
-from ig.train.config import TrainConfig
-from ig.train.data import LatentDataset
-from ig.train.distributed import DistContext
+from ig.train.config import RunConfig
 from ig.train.engine import Trainer
 
 SHAPE = (4, 32, 32)
@@ -92,7 +92,7 @@ def main() -> None:
 
     official, batch = build_official(args.official, args.batch)
     run = {"model": {"name": "SiT-B/2", "ig_layer": 8}, "global_batch": args.batch, "compile": args.compile}
-    cfg = TrainConfig.from_dict(run)
+    cfg = RunConfig.from_dict(run)
     with tempfile.TemporaryDirectory() as tmp:
         data = LatentDataset(write_random_latents(Path(tmp), 2 * args.batch, SHAPE, 1000))
         trainer = Trainer(cfg, data, DistContext(0, 1, 0, torch.device("cpu")))

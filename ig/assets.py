@@ -17,7 +17,6 @@ come from the Hub's file listing at fetch time, so the registry need not copy th
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ig.errors import IGError
+from ig.utils.io import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -216,14 +216,6 @@ def hf_files(asset: Asset, endpoint: str = HF_ENDPOINT) -> tuple[AssetFile, ...]
     if missing or not files:
         raise IGError(f"{url} lacks {', '.join(sorted(missing)) or 'any file'}; the repository may have changed")
     return tuple(files)
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_file(path: Path, file: AssetFile, hash_it: bool = True) -> str | None:

@@ -20,8 +20,9 @@ from collections.abc import Callable
 import torch
 
 from ig.guidance import Guidance, GuidedVelocity
-from ig.samplers import sample
-from ig.transport import ig_losses
+from ig.losses import ig_losses
+from ig.sampling.integrators import sample
+from ig.sampling.settings import SamplerSettings
 
 # modules whose ``bench_*`` functions join the report (their sections appear under their name)
 SECTIONS = ("ig.evaluation.benchmarks", "ig.data.benchmarks", "ig.train.benchmarks")
@@ -56,7 +57,7 @@ def sampling_overheads(model_name: str, batch: int, steps: int, repeats: int, **
     y = torch.randint(0, model.num_classes, (batch,))
 
     def run(guidance: Guidance):
-        return lambda: sample(GuidedVelocity(model, guidance), noise, y, method="sde", steps=steps)
+        return lambda: sample(GuidedVelocity(model, guidance), noise, y, SamplerSettings(method="sde", steps=steps))
 
     plain, ig, cfg = run(Guidance()), run(Guidance(ig_scale=1.4)), run(Guidance(cfg_scale=1.5))
     ig_pair = paired_times(plain, ig, repeats)

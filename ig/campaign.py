@@ -1,14 +1,25 @@
-"""A workflow config, interpreted: runs, milestones, sample sets and where every file goes.
+"""A workflow config, interpreted: runs, milestones, sample sets, and where every file goes.
 
-The Snakemake rules, ``ig table``, ``ig plot`` and ``ig plan`` all read the campaign through
-this module, so the DAG and the reports agree on names and paths, and the logic is testable
-without Snakemake. The config format is ``workflow/schemas/config.schema.yaml``.
+The Snakemake rules, ``ig table``, ``ig plot``, ``ig plan`` and ``ig tune`` all read the campaign
+through this module, so the DAG and the reports agree on names and paths, and the logic is
+testable without Snakemake. The config format is ``workflow/schemas/config.schema.yaml``.
+
+Everything that can be checked before a job runs is checked here, when the workflow parses the
+config (``snakemake -n`` included): each run's training settings, milestone order, names used
+across sections, guidance that needs an intermediate head, dataset folders. It imports no torch,
+so planning a campaign stays light on a login node.
+
+Training seeds: a run with ``seeds: [0, 1, 2]`` stands for one training per seed, named
+``<run>.s<seed>`` (``train.seed`` set accordingly); evaluations, tables and plots that name the
+run mean all of them, and tables aggregate them.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,21 +28,44 @@ import yaml
 
 from ig.errors import IGError
 from ig.guidance import Guidance
+from ig.models.sizes import model_options
+from ig.sampling.settings import SamplingSettings
+from ig.train.config import RunConfig
 from ig.utils.io import read_yaml_mapping
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
-LABELS = ("random", "balanced")
-DEFAULT_SAMPLING = {
-    "method": "sde",
-    "steps": 250,
-    "t_last": 0.04,
-    "shift": 1.0,
-    "num_samples": 50_000,
-    "shard_size": 1000,
-    "batch_size": 64,
-    "precision": "fp32",
-}
 GUIDANCE_EXTRAS = ("ag_run", "ag_milestone")  # guidance keys that name a weak model, not a Guidance field
+DATASET_IMAGES = {"imagenet": 1_281_167, "fashion-mnist": 60_000}  # training images of each dataset
+
+# Where every file of a campaign goes, under results/<name>/ (a contract with workflow/rules/*.smk,
+# which take these patterns through Campaign.path, and with ig table / ig plot).
+LAYOUT = {
+    "campaign": "campaign.yaml",
+    "autoencoder": "autoencoders/{latents}/config.json",
+    "autoencoder_dir": "autoencoders/{latents}",
+    "latents": "latents/{latents}",
+    "latent_shard": "latents/{latents}/shard-{shard}.npz",
+    "latent_manifest": "latents/{latents}/manifest.json",
+    "run_config": "runs/{run}/run.yaml",
+    "checkpoint": "runs/{run}/{milestone}.pt",
+    "segment_workdir": "runs/{run}/work-{milestone}",
+    "training_log": "runs/{run}/training.jsonl",
+    "milestone_grid": "runs/{run}/{milestone}.png",
+    "samples": "samples/{run}/{milestone}/{guidance}/{labels}",
+    "sample_manifest": "samples/{run}/{milestone}/{guidance}/{labels}/samples.json",
+    "sample_grid": "samples/{run}/{milestone}/{guidance}/{labels}/grid.png",
+    "metrics": "metrics/{run}/{milestone}/{guidance}/{labels}.json",
+    "classifier": "classifier.pt",
+    "reference": "reference.npz",
+    "tables": "tables",
+    "table": "tables/{table}.md",
+    "plots": "plots",
+    "plot": "plots/{plot}.png",
+    "plots_done": "plots/done.json",
+    "toy2d": "toy2d",
+    "toy2d_table": "toy2d/metrics.md",
+    "plan": "plan.md",
+}
 
 
 def validate(config: dict[str, Any], schema_path: str | Path = SCHEMA) -> dict[str, Any]:
@@ -61,8 +95,9 @@ def _fill_defaults(validate_properties):
     return properties
 
 
-def load(path: str | Path) -> Campaign:
-    return Campaign(validate(read_yaml_mapping(path, what="config")))
+def load(path: str | Path, dry_run: bool = False) -> Campaign:
+    """The campaign of a config file (``dry_run``: for planning only, see :class:`Campaign`)."""
+    return Campaign(validate(read_yaml_mapping(path, what="config")), dry_run)
 
 
 @dataclass(frozen=True, order=True)
@@ -78,6 +113,10 @@ class SampleSet:
     def key(self) -> str:
         return f"{self.run}/{self.milestone}/{self.guidance}/{self.labels}"
 
+    @property
+    def wildcards(self) -> dict[str, str]:
+        return {"run": self.run, "milestone": self.milestone, "guidance": self.guidance, "labels": self.labels}
+
 
 def milestone_target(milestone: str) -> tuple[str, int]:
     """``ep80`` → ("epoch", 80); ``it400000`` → ("step", 400000)."""
@@ -87,23 +126,72 @@ def milestone_target(milestone: str) -> tuple[str, int]:
     return ("epoch" if m.group(1) == "ep" else "step"), int(m.group(2))
 
 
-class Campaign:
-    """A validated workflow config with the derived quantities every stage needs."""
+def seed_member(run: str, seed: int) -> str:
+    """The name of one training seed of a run: ``baseline`` seed 1 → ``baseline.s1``."""
+    return f"{run}.s{seed}"
 
-    def __init__(self, config: dict[str, Any]) -> None:
+
+class _Partial(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+class Campaign:
+    """A validated workflow config with the derived quantities every stage needs.
+
+    ``dry_run``: the campaign is only planned here (``snakemake -n``, ``ig plan``), perhaps on another
+    machine than the one that runs it, so a dataset folder missing here is a warning, not an error.
+    """
+
+    def __init__(self, config: dict[str, Any], dry_run: bool = False) -> None:
         self.config = config
         self.name: str = config["name"]
         self.root = Path("results") / self.name
         self.guidance_settings: dict[str, dict] = {"none": {}, **config["guidance"]}
-        self._check_references()
+        self.groups: dict[str, list[str]] = {}  # run as named in the config → its trained runs (seeds)
+        self.runs: dict[str, dict] = {}
+        for name, spec in config["runs"].items():
+            self._add_run(name, spec)
+        self.sampling_defaults = SamplingSettings.from_dict(config["sampling"])
+        self._check(dry_run)
 
-    # --- runs and milestones -------------------------------------------------------------
-    @property
-    def runs(self) -> dict[str, dict]:
-        return self.config["runs"]
+    def _add_run(self, name: str, spec: dict) -> None:
+        seeds = spec.get("seeds")
+        if seeds is None:
+            self.groups[name] = [name]
+            self.runs[name] = spec
+            return
+        if "train" not in spec:
+            raise IGError(f"config: runs.{name}.seeds: only trained runs have training seeds")
+        if len(set(seeds)) != len(seeds):
+            raise IGError(f"config: runs.{name}.seeds lists a seed twice: {seeds}")
+        if "seed" in spec["train"]:
+            raise IGError(f"config: runs.{name}: give either seeds or train.seed, not both")
+        self.groups[name] = [seed_member(name, s) for s in seeds]
+        for seed, member in zip(seeds, self.groups[name], strict=True):
+            if member in self.config["runs"]:
+                raise IGError(f"config: runs.{name}: seed run {member!r} clashes with a run of that name")
+            self.runs[member] = {**spec, "train": {**spec["train"], "seed": seed}, "group": name}
 
+    # --- paths -----------------------------------------------------------------------------
+    def path(self, key: str, **wildcards: Any) -> str:
+        """``results/<name>/`` + the ``LAYOUT`` pattern of ``key``, with the given wildcards filled
+        in (the others stay ``{wildcard}``, so that rules use the same call for their patterns)."""
+        return str(self.root / LAYOUT[key].format_map(_Partial(wildcards)))
+
+    def checkpoint(self, run: str, milestone: str) -> str:
+        return self.path("checkpoint", run=run, milestone=milestone)
+
+    def metrics(self, s: SampleSet) -> str:
+        return self.path("metrics", **s.wildcards)
+
+    # --- runs and milestones ---------------------------------------------------------------
     def is_imported(self, run: str) -> bool:
         return "import" in self.runs[run]
+
+    def group_of(self, run: str) -> str:
+        """The run as the config names it (a seed run's base name)."""
+        return self.runs[run].get("group", run)
 
     def latents_of(self, run: str) -> str:
         """The latent set a run trains on (or, imported, whose autoencoder decodes its samples)."""
@@ -111,14 +199,21 @@ class Campaign:
         return spec["import"]["latents"] if "import" in spec else spec["latents"]
 
     def milestones(self, run: str) -> list[str]:
-        spec = self.runs[run]
-        return [spec["import"].get("milestone", "ep0")] if self.is_imported(run) else list(spec["milestones"])
+        spec = self.runs[self.groups[run][0]] if run in self.groups else self.runs[run]
+        return [spec["import"].get("milestone", "ep0")] if "import" in spec else list(spec["milestones"])
 
     def previous(self, run: str, milestone: str) -> str | None:
         """The milestone a training segment continues from (None for the first)."""
         ms = self.milestones(run)
         i = ms.index(milestone)
         return ms[i - 1] if i > 0 else None
+
+    def run_config(self, run: str) -> RunConfig:
+        """The ``ig train`` run config of a trained run (checked: the one-line errors of ``ig train``)."""
+        try:
+            return RunConfig.from_dict({"name": run, **self.runs[run]["train"]})
+        except IGError as exc:
+            raise IGError(f"config: runs.{self.group_of(run)}.train: {exc}") from None
 
     def model_config(self, run: str) -> dict[str, Any]:
         """``create_model`` keyword arguments of a run (trained or imported)."""
@@ -127,8 +222,23 @@ class Campaign:
             return {"name": spec["import"]["model"], **spec["import"]["overrides"]}
         return dict(spec["train"]["model"])
 
-    def sampling(self, run: str) -> dict[str, Any]:
-        return {**DEFAULT_SAMPLING, **self.config["sampling"], **self.runs[run].get("sampling", {})}
+    def has_head(self, run: str) -> bool:
+        """Whether the run's model has an intermediate head (what IG needs)."""
+        return model_options(**self.model_config(run))["ig_layer"] > 0
+
+    def steps_per_epoch(self, run: str) -> int:
+        dataset = self.config["latents"][self.runs[run]["latents"]]["dataset"]
+        images = dataset["limit"] or DATASET_IMAGES[dataset["name"]]
+        return max(1, images // self.runs[run]["train"]["global_batch"])
+
+    def milestone_step(self, run: str, milestone: str) -> int:
+        unit, value = milestone_target(milestone)
+        return value * self.steps_per_epoch(run) if unit == "epoch" else value
+
+    def sampling(self, run: str) -> SamplingSettings:
+        """The run's sampling settings: the campaign's, with the run's own ``sampling:`` keys on top."""
+        own = self.runs[run].get("sampling", {})
+        return SamplingSettings.from_dict({**self.sampling_defaults.to_dict(), **own})
 
     def guidance(self, name: str) -> Guidance:
         setting = {k: v for k, v in self.guidance_settings[name].items() if k not in GUIDANCE_EXTRAS}
@@ -142,79 +252,122 @@ class Campaign:
         run = setting["ag_run"]
         return run, setting.get("ag_milestone", self.milestones(run)[-1])
 
-    # --- what to evaluate ----------------------------------------------------------------
+    # --- what to evaluate --------------------------------------------------------------------
+    def members(self, names: str | list[str]) -> list[str]:
+        """The runs that config names (``all``, or run names as in the config) stand for."""
+        chosen = list(self.groups) if names == "all" else names
+        return [member for name in chosen for member in self.groups[name]]
+
     def sample_sets(self) -> list[SampleSet]:
-        """Every sample set the ``evaluations`` list asks for, without duplicates, sorted."""
+        """Every sample set the ``evaluations`` list and the tables ask for, without duplicates, sorted."""
         sets = set()
         for ev in self.config["evaluations"]:
-            runs = list(self.runs) if ev["runs"] == "all" else ev["runs"]
             guidance = list(self.guidance_settings) if ev["guidance"] == "all" else ev["guidance"]
-            for run in runs:
+            for run in self.members(ev["runs"]):
                 ms = self.milestones(run)
-                chosen = (
-                    ms if ev["milestones"] == "all" else ms[-1:] if ev["milestones"] == "last" else ev["milestones"]
-                )
+                chosen = ev["milestones"] if isinstance(ev["milestones"], list) else {"all": ms, "last": ms[-1:]}[ev["milestones"]]
                 for milestone, g, labels in itertools.product(chosen, guidance, ev["labels"]):
                     sets.add(SampleSet(run, milestone, g, labels))
         for row in self.table_rows():
-            sets.add(self.row_set(row))
+            sets.update(self.row_sets(row["ours"]))
+        for table in self.config["tables"]:
+            for comparison in table.get("comparisons", []):
+                sets.update(self.row_sets(comparison["a"]) + self.row_sets(comparison["b"]))
         return sorted(sets)
 
-    def _chosen(self, run: str, milestones: str | list[str]) -> list[str]:
-        ms = self.milestones(run)
-        return {"all": ms, "last": ms[-1:]}.get(milestones, milestones) if isinstance(milestones, str) else milestones
-
     def table_rows(self) -> list[dict]:
-        return [row for table in self.config.get("tables", []) for row in table["rows"]]
+        return [row for table in self.config["tables"] for row in table["rows"]]
 
-    @staticmethod
-    def row_set(row: dict) -> SampleSet:
-        ours = row["ours"]
-        return SampleSet(ours["run"], ours["milestone"], ours.get("guidance", "none"), ours.get("labels", "random"))
+    def row_sets(self, setting: dict) -> list[SampleSet]:
+        """The sample sets of a table cell's setting: one per training seed of its run."""
+        guidance, labels = setting.get("guidance", "none"), setting.get("labels", "random")
+        return [SampleSet(run, setting["milestone"], guidance, labels) for run in self.groups[setting["run"]]]
 
-    # --- paths (a contract with workflow/rules/*.smk) -------------------------------------
-    def path(self, *parts: str) -> str:
-        return str(self.root.joinpath(*parts))
-
-    def checkpoint(self, run: str, milestone: str) -> str:
-        return self.path("runs", run, f"{milestone}.pt")
-
-    def samples_dir(self, s: SampleSet) -> str:
-        return self.path("samples", s.run, s.milestone, s.guidance, s.labels)
-
-    def metrics(self, s: SampleSet) -> str:
-        return self.path("metrics", s.run, s.milestone, s.guidance, f"{s.labels}.json")
-
-    # --- checks --------------------------------------------------------------------------
-    def _check_references(self) -> None:
-        """Names used across sections must exist: caught here, before any job runs."""
+    # --- checks --------------------------------------------------------------------------------
+    def _check(self, dry_run: bool) -> None:
+        """Names used across sections must exist and settings must be valid: caught here, before any
+        job runs, with the one-line errors the commands themselves would give."""
         for name in self.guidance_settings:
-            self.guidance(name)  # raises on bad values
+            try:
+                self.guidance(name)
+            except IGError as exc:
+                raise IGError(f"config: guidance.{name}: {exc}") from None
             weak = self.guidance_settings[name].get("ag_run")
             if weak is not None and weak not in self.runs:
-                raise IGError(f"config: guidance.{name}.ag_run: unknown run {weak!r}")
-        for i, ev in enumerate(self.config["evaluations"]):
-            for key, known in (("runs", self.runs), ("guidance", self.guidance_settings)):
-                if ev[key] != "all":
-                    for name in ev[key]:
-                        if name not in known:
-                            raise IGError(
-                                f"config: evaluations.{i}.{key}: unknown {key[:-1] if key == 'runs' else key} {name!r}"
-                            )
-            if isinstance(ev["milestones"], list):
-                for run in self.runs if ev["runs"] == "all" else ev["runs"]:
-                    for m in ev["milestones"]:
-                        if m not in self.milestones(run):
-                            raise IGError(f"config: evaluations.{i}.milestones: run {run!r} has no milestone {m!r}")
-        for t in self.config.get("tables", []):
-            for j, row in enumerate(t["rows"]):
-                s = self.row_set(row)
-                if s.run not in self.runs or s.milestone not in self.milestones(s.run):
-                    raise IGError(f"config: tables.{t['name']}.rows.{j}: unknown run/milestone {s.run}/{s.milestone}")
-                if s.guidance not in self.guidance_settings:
-                    raise IGError(f"config: tables.{t['name']}.rows.{j}: unknown guidance {s.guidance!r}")
-        for run in self.runs:
+                raise IGError(f"config: guidance.{name}.ag_run: unknown run {weak!r} (a run without seeds)")
+        for run, spec in self.runs.items():
+            where = f"config: runs.{self.group_of(run)}"
             if self.latents_of(run) not in self.config["latents"]:
-                raise IGError(f"config: runs.{run}: unknown latent set {self.latents_of(run)!r}")
-            for m in self.milestones(run):
-                milestone_target(m)
+                raise IGError(f"{where}: unknown latent set {self.latents_of(run)!r}")
+            try:
+                self.sampling(run)
+                model_options(**self.model_config(run))
+            except IGError as exc:
+                raise IGError(f"{where}: {exc}") from None
+            if "train" in spec:
+                self.run_config(run)
+                self._check_milestones(run, where)
+        for i, ev in enumerate(self.config["evaluations"]):
+            for key, known in (("runs", self.groups), ("guidance", self.guidance_settings)):
+                unknown = [n for n in ([] if ev[key] == "all" else ev[key]) if n not in known]
+                if unknown:
+                    raise IGError(f"config: evaluations.{i}.{key}: unknown name {unknown[0]!r}")
+            if isinstance(ev["milestones"], list):
+                for run in self.members(ev["runs"]):
+                    missing = [m for m in ev["milestones"] if m not in self.milestones(run)]
+                    if missing:
+                        raise IGError(
+                            f"config: evaluations.{i}.milestones: run {run!r} has no milestone {missing[0]!r}"
+                        )
+        for table in self.config["tables"]:
+            for j, row in enumerate(table["rows"]):
+                self._check_setting(row["ours"], f"config: tables.{table['name']}.rows.{j}")
+            for j, comparison in enumerate(table.get("comparisons", [])):
+                for side in ("a", "b"):
+                    self._check_setting(comparison[side], f"config: tables.{table['name']}.comparisons.{j}.{side}")
+        for s in self.sample_sets():
+            if self.guidance(s.guidance).ig_scale != 1.0 and not self.has_head(s.run):
+                raise IGError(
+                    f"config: guidance {s.guidance!r} uses IG on run {self.group_of(s.run)!r}, whose model has no "
+                    "intermediate head (ig_layer 0); evaluate it with guidance that has ig_scale 1"
+                )
+        self._check_dataset_roots(dry_run)
+
+    def _check_setting(self, setting: dict, where: str) -> None:
+        if setting["run"] not in self.groups:
+            raise IGError(f"{where}: unknown run {setting['run']!r}")
+        if setting["milestone"] not in self.milestones(setting["run"]):
+            raise IGError(f"{where}: run {setting['run']!r} has no milestone {setting['milestone']!r}")
+        if setting.get("guidance", "none") not in self.guidance_settings:
+            raise IGError(f"{where}: unknown guidance {setting['guidance']!r}")
+
+    def _check_milestones(self, run: str, where: str) -> None:
+        milestones = self.milestones(run)
+        duplicates = sorted({m for m in milestones if milestones.count(m) > 1})
+        if duplicates:
+            raise IGError(f"{where}.milestones: {', '.join(duplicates)} listed twice; each milestone once")
+        steps = [self.milestone_step(run, m) for m in milestones]
+        for (a, sa), (b, sb) in itertools.pairwise(zip(milestones, steps, strict=True)):
+            if sb <= sa:
+                raise IGError(
+                    f"{where}.milestones: {b} (step {sb}) does not come after {a} (step {sa}); "
+                    "list milestones in increasing order"
+                )
+
+    def _check_dataset_roots(self, dry_run: bool) -> None:
+        """A dataset folder that is not there stops a real run now, not when its job starts; a dry
+        run (planning on another machine) only warns. Latents already encoded need no dataset."""
+        datasets = [
+            (f"latents.{name}.dataset", spec["dataset"], self.path("latent_manifest", latents=name))
+            for name, spec in self.config["latents"].items()
+        ]
+        evaluation = self.config["evaluation"]
+        if evaluation["extractor"] == "classifier" or not evaluation["reference"]:
+            datasets.append(("evaluation.dataset", evaluation["dataset"], self.path("reference")))
+        for where, dataset, product in datasets:
+            root = dataset.get("root")
+            if root and not os.path.isdir(root) and not os.path.exists(product):
+                message = f"config: {where}.root: folder {root} does not exist on this machine; fix the path"
+                if not dry_run:
+                    raise IGError(message)
+                print(f"warning: {message} (a dry run goes on)", file=sys.stderr)

@@ -9,17 +9,21 @@ Per branch ``b`` (conditional, and unconditional when CFG is on) the guided velo
 Then CFG combines the branches: ``v = v_u + s (v_c - v_u)``. Each guidance is active only for
 ``t`` inside its half-open interval ``(low, high]``; outside, IG/AG fall back to ``v_final`` and
 CFG to the conditional branch alone (and the unconditional branch is not evaluated at all).
+
+The module imports no torch (it works on whatever tensors the model returns), so that a workflow
+config's guidance settings are checked on a login node without it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ig.errors import IGError
+
+if TYPE_CHECKING:
+    import torch
 
 Interval = tuple[float, float]
 
@@ -97,12 +101,13 @@ class GuidedVelocity:
         g = self.guidance
         self.nfe += 1
         cfg = g.cfg_scale != 1.0 and in_interval(t, g.cfg_interval)
-        if cfg:
-            x_in = torch.cat([x, x])
-            y_in = torch.cat([y, torch.full_like(y, self.null_class)])
+        if cfg:  # one pass over [conditional; unconditional]
+            x_in = x.repeat(2, *[1] * (x.dim() - 1))
+            y_in = y.repeat(2)
+            y_in[len(y) :] = self.null_class
         else:
             x_in, y_in = x, y
-        t_in = torch.full((x_in.shape[0],), t, device=x.device, dtype=x.dtype)
+        t_in = x.new_full((x_in.shape[0],), t)
 
         v_final, v_inter = self._forward(self.model, x_in, t_in, y_in)
         if g.ig_scale != 1.0 and in_interval(t, g.ig_interval):

@@ -23,12 +23,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SLURM_UP_HINT = "start it with `sudo bash .ci/slurm-up.sh` (stop: `bash .ci/slurm-down.sh`)"
 
 
+def unavailable(reason: str, required_by: str) -> NoReturn:
+    """Fail when the environment variable ``required_by`` is 1 (CI sets it: a CI run must never
+    pass by skipping), skip otherwise."""
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{reason} [{required_by}=1]", pytrace=False)
+    pytest.skip(reason)
+
+
 def _slurm_unavailable(reason: str) -> NoReturn:
-    """Fail when SLURM is required (IG_REQUIRE_SLURM=1), skip otherwise."""
-    message = f"SLURM cluster not available: {reason}; {SLURM_UP_HINT}"
-    if os.environ.get("IG_REQUIRE_SLURM") == "1":
-        pytest.fail(f"{message} [IG_REQUIRE_SLURM=1]", pytrace=False)
-    pytest.skip(message)
+    unavailable(f"SLURM cluster not available: {reason}; {SLURM_UP_HINT}", "IG_REQUIRE_SLURM")
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,20 @@
-"""The workflow config: schema errors as one line, sample-set expansion, tables and the plan."""
+"""The workflow config: one-line errors at parse time, seeds and sample-set expansion, paths,
+tables with errors, paired comparisons and verdicts, and the compute plan."""
 
 import copy
 import json
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 import pytest
 import yaml
 
-from ig import campaign as campaign_mod
 from ig.campaign import Campaign, SampleSet, validate
 from ig.errors import IGError
 from ig.report import plan as plan_mod
-from ig.report.tables import to_latex, to_markdown, write_tables
+from ig.report.tables import write_tables
+from ig.sampling.settings import SamplingSettings
+from ig.utils.io import file_digest, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,9 +23,17 @@ def _config(name: str = "config.yaml") -> dict:
     return yaml.safe_load((ROOT / "config" / name).read_text())
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "smoke.yaml"])
+def _campaign(config: dict, dry_run: bool = False) -> Campaign:
+    return Campaign(validate(copy.deepcopy(config)), dry_run)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "smoke.yaml", "ablations.yaml", "ablations-ci.yaml"])
 def test_shipped_configs_validate(name):
-    Campaign(validate(_config(name)))
+    _campaign(_config(name), dry_run=True)
+
+
+def _set_ig_milestones(c, value):
+    c["runs"]["ig"]["milestones"] = value
 
 
 @pytest.mark.parametrize(
@@ -31,23 +41,44 @@ def test_shipped_configs_validate(name):
     [
         (lambda c: c.update(datta={}), "Additional properties are not allowed \\('datta'"),
         (lambda c: c["sampling"].update(steps="many"), "sampling.steps: 'many' is not of type 'integer'"),
-        (lambda c: c["runs"]["ig"].update(milestones=["epoch6"]), "milestones.0: 'epoch6' does not match"),
-        (lambda c: c["evaluations"].append({"runs": ["nope"], "guidance": ["none"]}), "unknown run 'nope'"),
-        (lambda c: c["guidance"].update(bad={"ig_interval": [0.9, 0.1]}), "low < high"),
+        (lambda c: c["sampling"].update(method="dpm"), "sampling method must be one of"),
+        (lambda c: _set_ig_milestones(c, ["epoch6"]), "milestones.0: 'epoch6' does not match"),
+        (
+            lambda c: _set_ig_milestones(c, ["ep8", "ep4"]),
+            r"runs.ig.milestones: ep4 \(step \d+\) does not come after ep8",
+        ),
+        (lambda c: _set_ig_milestones(c, ["ep4", "ep8", "ep4"]), "runs.ig.milestones: ep4 listed twice"),
+        (lambda c: c["runs"]["ig"]["train"].update(lr=0.1), "runs.ig.train: run config key 'lr' is unknown"),
+        (lambda c: c["runs"]["ig"]["train"].update(ema_decay=2), "ema_decay' must lie in"),
+        (lambda c: c["runs"]["ig"]["train"]["model"].update(ig_layer=9), "ig_layer=9 is outside 0..6"),
+        (lambda c: c["runs"]["baseline"]["train"]["loss"].update(lam=0.5), "model.ig_layer is 0"),
+        (lambda c: c["evaluations"].append({"runs": ["baseline"], "guidance": ["ig2"]}), "uses IG on run 'baseline'"),
+        (lambda c: c["evaluations"].append({"runs": ["nope"], "guidance": ["none"]}), "unknown name 'nope'"),
+        (lambda c: c["guidance"].update(bad={"ig_interval": [0.9, 0.1]}), "guidance.bad: .*low < high"),
         (lambda c: c["plots"]["methods"].update(guidnace=["none"]), "plots.methods: Additional properties"),
         (lambda c: c["plots"]["ig_scale"].update(metrics=["fd"]), "plots.ig_scale.metrics.0: 'fd' is not one of"),
+        (lambda c: c["latents"]["tiny"]["dataset"].update(root="/no/such/folder"), "folder /no/such/folder does not"),
+        (lambda c: c["runs"]["ig"].update(seeds=[0, 0]), "lists a seed twice"),
+        (lambda c: c["runs"]["ig"].update(seeds=[1]), "give either seeds or train.seed"),
     ],
 )
-def test_bad_configs_fail_with_one_line(edit, message):
+def test_bad_configs_fail_with_one_line_when_the_workflow_parses(edit, message):
     config = _config()
     edit(config)
     with pytest.raises(IGError, match=message) as err:
-        Campaign(validate(config))
+        _campaign(config)
     assert "\n" not in str(err.value)
 
 
+def test_a_missing_dataset_folder_only_warns_in_a_dry_run(capsys):
+    config = _config()
+    config["latents"]["tiny"]["dataset"]["root"] = "/no/such/folder"
+    _campaign(config, dry_run=True)
+    assert "warning: config: latents.tiny.dataset.root: folder /no/such/folder" in capsys.readouterr().err
+
+
 def test_sample_sets_expand_evaluations_and_table_rows():
-    c = Campaign(validate(_config()))
+    c = _campaign(_config())
     sets = c.sample_sets()
     assert SampleSet("baseline", "ep4", "none", "random") in sets
     assert SampleSet("ig", "ep8", "ig1.5+cfg1.5", "random") in sets
@@ -56,23 +87,85 @@ def test_sample_sets_expand_evaluations_and_table_rows():
     assert c.previous("ig", "ep8") == "ep4" and c.previous("ig", "ep4") is None
 
 
-def test_schema_fills_defaults_without_touching_given_values():
+def test_training_seeds_expand_into_one_run_each():
+    config = _config()
+    del config["runs"]["ig"]["train"]["seed"]
+    config["runs"]["ig"]["seeds"] = [0, 1, 2]
+    c = _campaign(config)
+    assert c.groups["ig"] == ["ig.s0", "ig.s1", "ig.s2"]
+    assert [c.run_config(r).seed for r in c.groups["ig"]] == [0, 1, 2]
+    assert c.group_of("ig.s1") == "ig" and c.milestones("ig") == ["ep4", "ep8"]
+    sets = c.sample_sets()
+    assert {s.run for s in sets} == {"baseline", "ig.s0", "ig.s1", "ig.s2"}
+    assert c.checkpoint("ig.s2", "ep8") == "results/embedded/runs/ig.s2/ep8.pt"
+    assert len(c.row_sets({"run": "ig", "milestone": "ep8", "guidance": "ig2"})) == 3
+
+
+def test_paths_come_from_one_layout_with_wildcards_left_for_rules():
+    c = _campaign(_config())
+    assert c.path("checkpoint") == "results/embedded/runs/{run}/{milestone}.pt"
+    assert c.path("checkpoint", run="ig") == "results/embedded/runs/ig/{milestone}.pt"
+    s = SampleSet("ig", "ep8", "ig2", "random")
+    assert c.metrics(s) == "results/embedded/metrics/ig/ep8/ig2/random.json"
+
+
+def test_sampling_defaults_live_in_the_settings_and_runs_override_them():
     config = _config()
     config["sampling"].pop("shard_size")
-    c = Campaign(validate(copy.deepcopy(config)))
-    assert c.config["latents"]["tiny"]["dataset"]["root"] is None  # default filled
-    assert c.sampling("ig")["shard_size"] == campaign_mod.DEFAULT_SAMPLING["shard_size"]
-    assert c.sampling("ig")["steps"] == config["sampling"]["steps"]
+    config["runs"]["ig"]["sampling"] = {"steps": 7}
+    c = _campaign(config)
+    assert c.sampling("ig").shard_size == SamplingSettings().shard_size
+    assert c.sampling("ig").sampler.steps == 7 and c.sampling("baseline").sampler.steps == config["sampling"]["steps"]
+    assert c.config["latents"]["tiny"]["dataset"]["root"] is None  # schema default filled
 
 
-def test_tables_put_paper_ours_and_difference_side_by_side(tmp_path, monkeypatch):
+# --- tables ------------------------------------------------------------------------------------------
+def _fake_results(c: Campaign, values: dict) -> None:
+    """Checkpoints, sample manifests and metrics files that check out, with FID (and replicates)
+    values[(run, guidance)](seed index) for every sample set of the campaign."""
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(20) * 0.05  # shared by every set: the sampling noise they pair on
+    for s in c.sample_sets():
+        ckpt = Path(c.checkpoint(s.run, s.milestone))
+        if not ckpt.exists():
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            ckpt.write_bytes(f"{s.run}/{s.milestone}".encode())
+        manifest = Path(c.path("sample_manifest", **s.wildcards))
+        write_json(manifest, {"checkpoint_sha256": file_digest(ckpt), "seed": 0, "labels": s.labels})
+        fid = values.get((c.group_of(s.run), s.guidance), lambda i: 3.0)(c.groups[c.group_of(s.run)].index(s.run))
+        write_json(
+            c.metrics(s),
+            {
+                "fid": fid,
+                "fid_se": 0.05,
+                "is": 5.0,
+                "is_se": 0.1,
+                "num_samples": 600,
+                "extractor": "test-features",
+                "samples": {
+                    "manifest_sha256": file_digest(manifest),
+                    "checkpoint_sha256": file_digest(ckpt),
+                    "seed": 0,
+                    "labels": s.labels,
+                },  # fmt: skip
+                "bootstrap": {
+                    "seed": 0,
+                    "resamples": 20,
+                    "blocks": {"fid": 600},
+                    "replicates": {"fid": (fid + noise + rng.standard_normal(20) * 0.005).tolist(), "is": [5.0] * 20},
+                },  # fmt: skip
+            },
+        )
+
+
+def test_tables_show_errors_paper_gaps_and_paired_comparisons(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = _config()
     config["tables"] = [
         {
             "name": "t",
             "title": "t",
-            "metrics": ["fid", "is"],
+            "metrics": ["fid"],
             "rows": [
                 {
                     "label": "ours vs SiT+IG 800",
@@ -85,28 +178,79 @@ def test_tables_put_paper_ours_and_difference_side_by_side(tmp_path, monkeypatch
                         "labels": "random",
                     },
                 },
-                {"label": "no paper row", "ours": {"run": "baseline", "milestone": "ep8"}},
+                {"label": "baseline", "ours": {"run": "baseline", "milestone": "ep8"}},
+            ],
+            "comparisons": [
+                {
+                    "label": "IG w=2 vs none",
+                    "a": {"run": "ig", "milestone": "ep8", "guidance": "ig2"},
+                    "b": {"run": "ig", "milestone": "ep8"},
+                },  # fmt: skip
+                {
+                    "label": "IG w=3 vs none",
+                    "a": {"run": "ig", "milestone": "ep8", "guidance": "ig3"},
+                    "b": {"run": "ig", "milestone": "ep8"},
+                },  # fmt: skip
             ],
         }
     ]
-    c = Campaign(validate(config))
-    for i, s in enumerate(c.sample_sets()):
-        path = Path(c.metrics(s))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"fid": 2.0 + i, "is": 100.0, "extractor": "test-features"}))
+    c = _campaign(config)
+    _fake_results(c, {("ig", "none"): lambda i: 1.80, ("ig", "ig2"): lambda i: 1.70, ("ig", "ig3"): lambda i: 1.79})
     write_tables(c, ROOT / "results/paper/numbers.csv", tmp_path / "tables")
     md = (tmp_path / "tables/t.md").read_text()
-    ig_fid = json.loads(Path(c.metrics(SampleSet("ig", "ep8", "none", "random"))).read_text())["fid"]
-    # paper: SiT+IG 800 ep without CFG has FID 1.75 and IS 228.6
-    assert f"| ours vs SiT+IG 800 | 1.75 | {ig_fid:.2f} | {ig_fid - 1.75:.2f} | 228.60 | 100.00 | -128.60 |" in md
-    assert "| no paper row | – |" in md
-    assert "test-features" in md
-    assert (tmp_path / "tables/t.csv").is_file() and "\\toprule" in (tmp_path / "tables/t.tex").read_text()
+    # paper: SiT+IG 800 ep without CFG has FID 1.75; ours 1.80 ± 0.05 is within noise of it
+    assert "| ours vs SiT+IG 800 | 1.75 | 1.80 ± 0.05 | +0.05 ± 0.05 within noise |" in md
+    assert "| baseline | – | 3.00 ± 0.05 | – |" in md
+    # paired: the shared noise cancels, so 0.10 is far outside noise, and 0.01 still inside
+    assert "| IG w=2 vs none | -0.10 ± 0.01 better |" in md
+    assert "| IG w=3 vs none | -0.01 ± 0.01 within noise |" in md
+    assert "test-features" in md and "verdict" in md
+    csv = (tmp_path / "tables/t.csv").read_text()
+    assert "fid_vs_paper" in csv and "fid_verdict" in csv
+    assert "\\toprule" in (tmp_path / "tables/t.tex").read_text()
+
+
+def test_tables_aggregate_training_seeds_and_judge_over_seeds(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = _config()
+    del config["runs"]["ig"]["train"]["seed"]
+    config["runs"]["ig"]["seeds"] = [0, 1, 2]
+    config["tables"] = [
+        {
+            "name": "s",
+            "title": "seeds",
+            "metrics": ["fid"],
+            "rows": [{"label": "ig", "ours": {"run": "ig", "milestone": "ep8"}}],
+            "comparisons": [
+                {
+                    "label": "w=2 vs none",
+                    "a": {"run": "ig", "milestone": "ep8", "guidance": "ig2"},
+                    "b": {"run": "ig", "milestone": "ep8"},
+                }
+            ],  # fmt: skip
+        }
+    ]
+    c = _campaign(config)
+    _fake_results(c, {("ig", "none"): lambda i: [2.0, 2.2, 2.4][i], ("ig", "ig2"): lambda i: [1.9, 2.0, 2.3][i]})
+    write_tables(c, ROOT / "results/paper/numbers.csv", tmp_path / "tables")
+    md = (tmp_path / "tables/s.md").read_text()
+    assert "| ig | 2.20 ± 0.20 (±0.05) |" in md  # mean ± std over 3 seeds (± sampling error)
+    # per-seed differences -0.1, -0.2, -0.1: mean -0.13, se 0.03; Student t with 2 dof: 4.30 × 0.03 > 0.13
+    assert "| w=2 vs none | -0.13 ± 0.03 within noise |" in md
+
+
+def test_a_stale_metrics_file_never_reaches_a_table(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    c = _campaign(_config())
+    _fake_results(c, {})
+    Path(c.checkpoint("ig", "ep8")).write_bytes(b"retrained")  # a train: edit retrained the checkpoint
+    with pytest.raises(IGError, match="is stale: its samples come from an earlier version of the checkpoint"):
+        write_tables(c, ROOT / "results/paper/numbers.csv", tmp_path / "tables")
 
 
 def test_plan_counts_jobs_and_scales_with_the_budget():
     config = _config("paper.yaml")
-    p = plan_mod.plan(Campaign(validate(copy.deepcopy(config))))
+    p = plan_mod.plan(_campaign(config, dry_run=True))
     n_sets = len(p["sample_sets"])
     assert p["totals"]["jobs"]["sample"] == n_sets and n_sets > 10
     # SiT-XL/2: 118.6 GMACs per forward (DiT paper) = 237 GFLOPs
@@ -114,19 +258,5 @@ def test_plan_counts_jobs_and_scales_with_the_budget():
     assert xl and all(abs(r["gflops_forward"] - 237.2) < 1.0 for r in xl)
     # doubling the assumed throughput halves the estimate
     config.setdefault("estimates", {})["train_tflops"] = 2 * plan_mod.DEFAULT_ESTIMATES["train_tflops"]
-    p2 = plan_mod.plan(Campaign(validate(config)))
+    p2 = plan_mod.plan(_campaign(config, dry_run=True))
     assert abs(p2["totals"]["train_gpu_hours"] * 2 - p["totals"]["train_gpu_hours"]) < 1e-6
-
-
-def test_tables_without_paper_numbers_show_only_ours():
-    table = {
-        "title": "t",
-        "metrics": ["fid", "recall"],
-        "rows": [{"label": "a", "ours": {"run": "r", "milestone": "m"}}],
-    }
-    frame = pd.DataFrame(
-        [{"setting": "a", "fid_ours": 2.345, "recall_ours": 0.5, "fid_paper": None, "recall_paper": None}]
-    )
-    md = to_markdown(table, frame, None)
-    assert "| Setting | FID | Rec. |" in md and "| a | 2.35 | 0.500 |" in md
-    assert "paper" not in md and "paper" not in to_latex(table, frame)

@@ -10,7 +10,8 @@ import torch
 from ig.cli import main
 from ig.data.datasets import build_dataset
 from ig.errors import IGError
-from ig.evaluation.classifier import ClassifierExtractor, accuracy, save_classifier, train_classifier
+from ig.evaluation.classifier import ClassifierExtractor, save_classifier
+from ig.evaluation.train_classifier import accuracy, train_classifier
 from ig.evaluation.imagesets import NpzImages
 from ig.evaluation.metrics import feature_statistics, frechet_distance
 from ig.utils.io import load_npz, load_torch, save_npz, save_torch
@@ -31,9 +32,9 @@ def test_images():
 
 @pytest.fixture(scope="session")
 def classifier(tmp_path_factory):
-    """A tiny classifier trained for one epoch on 4000 images (a few seconds)."""
+    """A tiny classifier trained for two epochs on 4000 images (a few seconds)."""
     images, labels = _arrays("train", 0, 4000)
-    model = train_classifier(images, labels, epochs=1, batch_size=64, widths=TINY)
+    model = train_classifier(images, labels, epochs=2, batch_size=64, widths=TINY)
     path = tmp_path_factory.mktemp("classifier") / "classifier.pt"
     save_classifier(model, path, dataset="fashion-mnist", resolution=32)
     return path, model
@@ -148,11 +149,17 @@ def test_reference_and_evaluate_end_to_end(classifier, test_images, tmp_path):
         main(["evaluate", str(samples), "--reference", str(ref), "--extractor", spec, "--out", str(out)])
         results[name] = json.loads(out.read_text())
     good, bad = results["good"], results["noise"]
-    assert good["num_samples"] == 600 and good["reference"] == str(ref)
+    assert good["num_samples"] == 600 and good["reference"]["path"] == str(ref)
     assert good["extractor"] == str(reference["extractor"]) == ClassifierExtractor(path).identity
     assert good["fid"] < bad["fid"] / 10 and good["sfid"] < bad["sfid"]
     assert good["precision"] > 0.5 > bad["precision"] and good["recall"] > bad["recall"]
-    assert good["is"] > bad["is"] and good["samples"][0].endswith("shard-00000.npz")
+    assert good["is"] > bad["is"] and good["samples"]["files"][0].endswith("shard-00000.npz")
+    # every metric has its sampling error, from the per-resample values the file keeps
+    for m in ("fid", "sfid", "is", "precision", "recall"):
+        replicates = good["bootstrap"]["replicates"][m]
+        assert len(replicates) == 20 and good[f"{m}_se"] == pytest.approx(np.std(replicates, ddof=1))
+        assert good[f"{m}_se"] > 0
+    assert good["pr_arithmetic"] == "exact" and good["is_split_size"] == 5000
 
     # the JSON's FID is the Fréchet distance of exactly these pool features
     pool = ClassifierExtractor(path)(images[800:1400])["pool"]

@@ -16,8 +16,9 @@ from skimage.transform import resize
 
 from ig.cli import main
 from ig.errors import IGError
-from ig.evaluation.features import load_extractor
+from ig.evaluation.extractors import load_extractor
 from ig.evaluation.inception import InceptionExtractor, convert_fid_helper, fid_helper_weights
+from tests.conftest import unavailable
 from ig.utils.io import load_npz, load_torch, save_npz, save_torch
 
 # TorchScript layers up to Mixed_6c; its ``mixed_6.conv`` is torch-fidelity's Mixed_6d.branch1x1
@@ -31,7 +32,7 @@ def torchscript():
     try:
         path = fid_helper_weights()
     except IGError as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc), "IG_REQUIRE_INCEPTION")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated but works
         return torch.jit.load(str(path), map_location="cpu").eval()
@@ -121,7 +122,7 @@ def test_adm_reference_batch_and_evaluate_without_is(weights, tmp_path, capsys):
 
     save_npz(tmp_path / "samples.npz", arr_0=rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8))
     args = ["evaluate", str(tmp_path / "samples.npz"), "--reference", str(tmp_path / "ref.npz"),
-            "--extractor", f"inception:{weights}", "--out", str(tmp_path / "m.json"), "--is-splits", "1"]  # fmt: skip
+            "--extractor", f"inception:{weights}", "--out", str(tmp_path / "m.json")]  # fmt: skip
     main(args)
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["is"] is None and metrics["num_samples"] == 5

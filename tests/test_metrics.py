@@ -89,26 +89,41 @@ def test_feature_statistics_are_float64_mean_and_cov():
 
 
 def test_inception_score_uniform_is_one_and_one_hot_is_class_count():
-    assert inception_score(np.zeros((100, 7)), splits=10) == pytest.approx(1.0, abs=1e-12)
-    one_hot = 1000.0 * np.tile(np.eye(8), (5, 1))  # each split of 8 rows holds every class once
-    assert inception_score(one_hot, splits=5) == pytest.approx(8.0, rel=1e-12)
+    assert inception_score(np.zeros((100, 7)), split_size=10) == pytest.approx(1.0, abs=1e-12)
+    one_hot = 1000.0 * np.tile(np.eye(8), (5, 1))  # each part of 8 rows holds every class once
+    assert inception_score(one_hot, split_size=8) == pytest.approx(8.0, rel=1e-12)
 
 
-def test_inception_score_splits_are_ordered_not_shuffled():
+def test_inception_score_parts_are_consecutive_not_shuffled():
     logits = 1000.0 * np.repeat(np.eye(2), 50, axis=0)  # first half class 0, second half class 1
-    assert inception_score(logits, splits=1) == pytest.approx(2.0)
-    assert inception_score(logits, splits=2) == pytest.approx(1.0)  # each half is a single class
+    assert inception_score(logits, split_size=100) == pytest.approx(2.0)
+    assert inception_score(logits, split_size=50) == pytest.approx(1.0)  # each half is a single class
 
 
-def test_inception_score_matches_straightforward_formula():
-    logits = np.random.default_rng(5).standard_normal((103, 11)) * 3
-    expected = []
-    for idx in np.array_split(np.arange(103), 4):
-        p = softmax(logits[idx], axis=1)
-        expected.append(np.exp(np.mean(np.sum(p * (np.log(p) - np.log(p.mean(0))), axis=1))))
-    assert inception_score(logits, splits=4) == pytest.approx(np.mean(expected), rel=1e-12)
-    with pytest.raises(IGError, match="needs at least 4"):
-        inception_score(logits[:3], splits=4)
+def _adm_inception_score(logits, split_size=5000):
+    """The ADM evaluator's compute_inception_score loop, transcribed: parts of split_size rows, the
+    last one shorter."""
+    preds = softmax(logits, axis=1)
+    scores = []
+    for i in range(0, len(preds), split_size):
+        part = preds[i : i + split_size]
+        kl = part * (np.log(part) - np.log(np.expand_dims(np.mean(part, 0), 0)))
+        scores.append(np.exp(np.mean(np.sum(kl, 1))))
+    return float(np.mean(scores))
+
+
+@pytest.mark.parametrize("rows", [600, 12_000, 50_000])
+def test_inception_score_splits_as_the_adm_evaluator_for_any_count(rows):
+    logits = np.random.default_rng(rows).standard_normal((rows, 20)) * 2
+    assert inception_score(logits) == pytest.approx(_adm_inception_score(logits), rel=1e-12)
+    if rows == 12_000:  # where the old 10 equal splits differ from ADM's parts of 5,000
+        ten = np.mean([_adm_inception_score(part, len(part)) for part in np.array_split(logits, 10)])
+        assert abs(ten - inception_score(logits)) > 1e-3 * inception_score(logits)
+
+
+def test_inception_score_rejects_bad_split_size():
+    with pytest.raises(IGError, match="split_size >= 1"):
+        inception_score(np.zeros((4, 3)), split_size=0)
 
 
 def _line(xs):
@@ -138,14 +153,58 @@ def _brute_force_precision_recall(real, fake, k):
 
 
 @pytest.mark.parametrize("k", [1, 3, 5])
-def test_precision_recall_matches_brute_force_and_is_blocking_invariant(k, monkeypatch):
+def test_exact_precision_recall_matches_brute_force_and_is_blocking_invariant(k, monkeypatch):
     rng = np.random.default_rng(k)
     real = rng.standard_normal((300, 16))
     fake = rng.standard_normal((250, 16)) * 1.3 + 0.2
     expected = _brute_force_precision_recall(real, fake, k)
-    assert precision_recall(real, fake, k=k) == pytest.approx(expected, abs=1e-12)
+    assert precision_recall(real, fake, k=k, arithmetic="exact") == pytest.approx(expected, abs=1e-12)
     monkeypatch.setattr(metrics, "BLOCK_ELEMENTS", 1000)  # blocks of 3-4 rows
-    assert precision_recall(real, fake, k=k) == pytest.approx(expected, abs=1e-12)
+    assert precision_recall(real, fake, k=k, arithmetic="exact") == pytest.approx(expected, abs=1e-12)
+
+
+def _adm_distances_numpy(u, v):
+    """ADM's DistanceBlock in numpy float16: squares, the product (float32 sums) and every later step
+    rounded to float16, then float32; the float32 formula where float16 overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = _float16_distances(u.astype(np.float16), v.astype(np.float16))
+    if not np.isfinite(d).all():
+        u, v = u.astype(np.float32), v.astype(np.float32)
+        d = np.maximum((u**2).sum(1)[:, None] - 2 * u @ v.T + (v**2).sum(1)[None], 0)
+    return d.astype(np.float32)
+
+
+def _float16_distances(u16, v16):
+    norm_u = (u16.astype(np.float32) ** 2).astype(np.float16).astype(np.float32).sum(1).astype(np.float16)
+    norm_v = (v16.astype(np.float32) ** 2).astype(np.float16).astype(np.float32).sum(1).astype(np.float16)
+    product = (u16.astype(np.float32) @ v16.astype(np.float32).T).astype(np.float16)
+    return np.maximum((norm_u[:, None] - np.float16(2) * product) + norm_v[None, :], np.float16(0))
+
+
+def test_adm_arithmetic_is_float16_distances_as_the_adm_evaluator():
+    import torch
+
+    rng = np.random.default_rng(11)
+    u = np.abs(rng.standard_normal((40, 64))).astype(np.float32) * 0.7  # pool3-like: non-negative
+    v = np.abs(rng.standard_normal((30, 64))).astype(np.float32) * 0.7
+    ours = metrics.squared_distances(torch.from_numpy(u), torch.from_numpy(v), "adm").numpy()
+    np.testing.assert_array_equal(ours, _adm_distances_numpy(u, v))
+    exact = metrics.squared_distances(torch.from_numpy(u), torch.from_numpy(v), "exact").numpy()
+    assert 1e-4 < np.abs(ours - exact).max() / exact.max() < 1e-2  # float16 rounding, not a bug
+    big = u * 300  # squared norms beyond float16's 65504: ADM falls back to float32
+    fallback = metrics.squared_distances(torch.from_numpy(big), torch.from_numpy(big), "adm").numpy()
+    reference = _adm_distances_numpy(big, big)
+    assert np.abs(fallback - reference).max() <= 1e-6 * reference.max()  # float32 (summation order)
+
+
+def test_adm_and_exact_precision_recall_agree_to_about_1e_3():
+    rng = np.random.default_rng(12)
+    real = np.abs(rng.standard_normal((2000, 256))).astype(np.float32)
+    fake = np.abs(rng.standard_normal((2000, 256)) * 1.05 + 0.02).astype(np.float32)
+    adm = precision_recall(real, fake, arithmetic="adm")
+    exact = precision_recall(real, fake, arithmetic="exact")
+    assert adm != exact  # the arithmetic is really different...
+    assert np.abs(np.subtract(adm, exact)).max() < 5e-3  # ...and the metrics nearly the same
 
 
 def test_precision_recall_rejects_bad_inputs():
@@ -154,3 +213,5 @@ def test_precision_recall_rejects_bad_inputs():
         precision_recall(x, x[:3], k=3)
     with pytest.raises(IGError, match="dimension"):
         precision_recall(x, np.zeros((10, 5)))
+    with pytest.raises(IGError, match="arithmetic must be one of"):
+        precision_recall(x, x, arithmetic="fp8")

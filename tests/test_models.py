@@ -186,7 +186,8 @@ def test_gradients_of_each_head_reach_the_blocks_before_it_only():
     "name,overrides,match",
     [
         ("SiT-XXL/2", {}, "unknown model 'SiT-XXL/2'; choose one of: SiT-T/1"),
-        ("SiT-T/2", {"depth": 3}, r"unknown option\(s\) \['depth'\]; valid options: "),
+        ("SiT-T/2", {"width": 3}, r"unknown option\(s\) \['width'\]; valid options: "),
+        ("SiT-T/2", {"depth": 0}, r"depth=0 must be a positive integer"),
         ("SiT-T/2", {"ig_layer": 7}, r"ig_layer=7 is outside 0\.\.6"),
         ("SiT-T/2", {"input_size": 9}, "input_size=9 is not a multiple of the patch size 2"),
     ],
@@ -195,3 +196,33 @@ def test_bad_names_and_options_give_one_line_errors(name, overrides, match):
     with pytest.raises(IGError, match=match) as error:
         create_model(name, **overrides)
     assert "\n" not in str(error.value)
+
+
+def test_depth_override_builds_that_many_blocks_with_the_head_where_asked():
+    model = create_model("SiT-T/2", depth=12, ig_layer=4, input_size=8, num_classes=10)
+    assert len(model.blocks) == 12 and model.config["depth"] == 12
+    rebuilt = create_model(**model.config)
+    assert sum(p.numel() for p in rebuilt.parameters()) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "name,overrides",
+    [
+        ("SiT-XL/2", {}),
+        ("SiT-B/2", {"ig_layer": 0}),
+        ("LightningDiT-XL/1", {}),
+        ("LightningDiT-B/1", {"wo_shift": True, "qk_norm": True}),
+        ("SiT-T/2", {"input_size": 8, "depth": 12, "num_classes": 10}),
+    ],
+)
+def test_analytic_flops_equal_torchs_flop_counter(name, overrides):
+    """ig.models.flops counts from the architecture what torch's counter counts by running it."""
+    from ig.models.flops import forward_flops
+
+    with torch.device("meta"):
+        model = create_model(name, **overrides).eval()
+        x = torch.zeros(1, model.in_channels, model.input_size, model.input_size)
+        t, y = torch.zeros(1), torch.zeros(1, dtype=torch.long)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x, t, y)
+    assert forward_flops(name, **overrides) == counter.get_total_flops()

@@ -11,12 +11,13 @@ import torch
 from ig.cli import main
 from ig.errors import IGError
 from ig.guidance import Guidance, GuidedVelocity
-from ig.samplers import sample
+from ig.sampling.integrators import sample
+from ig.sampling.settings import SamplerSettings
 from ig.toy2d.experiment import QUICK, load_guidance, table_rows
 from ig.toy2d.metrics import evaluate, leaf_coverage, sliced_wasserstein
 from ig.toy2d.mixture import TreeMixture
 from ig.toy2d.model import ToyDenoiser
-from ig.toy2d.train import TrainConfig, train
+from ig.toy2d.train import ToyTraining, train
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +153,10 @@ def test_exact_velocity_through_the_sampler_reproduces_the_data(tree, levels):
     y = torch.arange(2).repeat_interleave(n)
     g = torch.Generator().manual_seed(0)
     x = sample(
-        GuidedVelocity(ExactVelocity(tree)), torch.randn(2 * n, 2, generator=g), y, method="heun", steps=32, shift=8.0
+        GuidedVelocity(ExactVelocity(tree)),
+        torch.randn(2 * n, 2, generator=g),
+        y,
+        SamplerSettings(method="heun", steps=32, shift=8.0),
     )
     m = evaluate(tree, x, y, levels, g)
     assert m["outside"] < 0.06
@@ -218,7 +222,7 @@ def test_model_interface_and_zero_init():
 
 def test_training_plumbing(tree):
     """A few iterations: snapshots are EMA copies, runs are reproducible, ω and λ = 0 work."""
-    cfg = TrainConfig(batch=128)
+    cfg = ToyTraining(batch=128)
 
     def run(**kw):
         torch.manual_seed(0)
@@ -249,7 +253,7 @@ def test_every_method_samples_through_the_shared_guidance(tree):
     outs = {}
     for name, g in load_guidance(None).items():
         velocity = GuidedVelocity(model, g, weak_model=weak)
-        outs[name] = sample(velocity, noise, y, method="heun", steps=4, shift=8.0)
+        outs[name] = sample(velocity, noise, y, SamplerSettings(method="heun", steps=4, shift=8.0))
         assert velocity.nfe == 8
         assert (velocity.forward_passes > velocity.nfe) == (g.ag_scale != 1.0)  # only AG calls a second net
         assert torch.isfinite(outs[name]).all()

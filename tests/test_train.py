@@ -27,11 +27,12 @@ from ig.errors import IGError
 from ig.train.benchmarks import write_random_latents
 from ig.train.checkpoint import load_checkpoint, load_for_sampling
 from ig.train.cli import add_arguments
-from ig.train.config import TrainConfig
-from ig.train.data import BatchPlan, LatentDataset, epoch_permutation, map_npz
+from ig.train.config import RunConfig
+from ig.data.latents import LatentDataset, map_npz
+from ig.train.batches import BatchPlan, epoch_permutation
 from ig.train.ema import EMA
 from ig.train.engine import Segment, run_segment
-from ig.train.metrics import read_log
+from ig.train.log import read_log
 from ig.train.optim import build_optimizer, orthogonalize
 from ig.utils.io import save_npz
 from tests.conftest import REPO_ROOT
@@ -120,9 +121,9 @@ def log_without_timings(path: Path) -> list[dict[str, Any]]:
 
 
 def test_config_defaults_follow_the_optimizer_kind():
-    sit = TrainConfig.from_dict({"model": {"name": "SiT-T/2"}})
+    sit = RunConfig.from_dict({"model": {"name": "SiT-T/2"}})
     assert (sit.optimizer.lr, sit.optimizer.betas, sit.ema_decay, sit.grad_clip) == (1e-4, (0.9, 0.999), 0.9999, 1.0)
-    muon = TrainConfig.from_dict({"model": {"name": "SiT-T/2"}, "optimizer": {"kind": "muon"}})
+    muon = RunConfig.from_dict({"model": {"name": "SiT-T/2"}, "optimizer": {"kind": "muon"}})
     assert (muon.optimizer.lr, muon.optimizer.betas, muon.optimizer.muon_weight_decay) == (2e-4, (0.9, 0.95), 0.01)
 
 
@@ -144,24 +145,24 @@ def test_config_defaults_follow_the_optimizer_kind():
 )
 def test_config_errors_name_the_key(data, message):
     with pytest.raises(IGError, match=message):
-        TrainConfig.from_dict({"model": {"name": "SiT-T/2"}} | data)
+        RunConfig.from_dict({"model": {"name": "SiT-T/2"}} | data)
 
 
 def test_config_from_yaml_file(tmp_path):
     path = tmp_path / "sit-b2.yaml"
     path.write_text("model: {name: SiT-B/2, ig_layer: 4}\noptimizer: {lr: 1e-4}\nema_decay: 0.9995\n")
-    cfg = TrainConfig.from_file(path)
+    cfg = RunConfig.from_file(path)
     assert cfg.name == "sit-b2" and cfg.optimizer.lr == 1e-4  # YAML 1.1 reads 1e-4 as a string
     assert cfg.model == {"name": "SiT-B/2", "ig_layer": 4}
     (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
     with pytest.raises(IGError, match="not valid YAML"):
-        TrainConfig.from_file(tmp_path / "bad.yaml")
+        RunConfig.from_file(tmp_path / "bad.yaml")
 
 
 def test_fingerprint_ignores_execution_details_only():
-    base = TrainConfig.from_dict(RUN)
-    same = TrainConfig.from_dict(RUN | {"name": "x", "max_device_batch": 2, "log_every": 7, "compile": True})
-    other = TrainConfig.from_dict(RUN | {"seed": 1})
+    base = RunConfig.from_dict(RUN)
+    same = RunConfig.from_dict(RUN | {"name": "x", "max_device_batch": 2, "log_every": 7, "compile": True})
+    other = RunConfig.from_dict(RUN | {"seed": 1})
     assert base.fingerprint() == same.fingerprint() != other.fingerprint()
 
 
@@ -240,7 +241,7 @@ def one_step(model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
 def test_muon_leaves_the_frozen_positional_embedding_alone():
     """The release's Muon decays the fixed sin-cos pos_embed every step; ours never touches it."""
     model = tiny_model()
-    cfg = TrainConfig.from_dict({"model": {"name": "SiT-T/2"}, "optimizer": {"kind": "muon", "lr": 0.05}})
+    cfg = RunConfig.from_dict({"model": {"name": "SiT-T/2"}, "optimizer": {"kind": "muon", "lr": 0.05}})
     opt = build_optimizer(cfg.optimizer, model)
     grouped = {id(p) for g in opt.param_groups for p in g["params"]}
     assert id(model.pos_embed) not in grouped
@@ -266,7 +267,7 @@ def test_auxiliary_adam_is_adam():
     for model in (model_a, model_b):  # matrices frozen: Muon has nothing to do
         for p in model.parameters():
             p.requires_grad_(p.requires_grad and p.ndim < 2)
-    cfg = TrainConfig.from_dict({"model": {"name": "SiT-T/2"}, "optimizer": {"kind": "muon"}})
+    cfg = RunConfig.from_dict({"model": {"name": "SiT-T/2"}, "optimizer": {"kind": "muon"}})
     ours = build_optimizer(cfg.optimizer, model_a)
     gains = [p for p in model_b.parameters() if p.requires_grad]
     reference = torch.optim.Adam(gains, lr=cfg.optimizer.lr, betas=cfg.optimizer.betas, eps=cfg.optimizer.eps)
@@ -298,7 +299,7 @@ def test_ema_averages_trainable_parameters_and_copies_the_rest():
 # --- segments ------------------------------------------------------------------------------
 
 
-def train_with_kills(cfg: TrainConfig, run_config: Path, seg: Segment, kill_after_steps: list[int]) -> int:
+def train_with_kills(cfg: RunConfig, run_config: Path, seg: Segment, kill_after_steps: list[int]) -> int:
     """Run the segment as ``ig train`` subprocesses, SIGKILLed as soon as the log reaches each of
     ``kill_after_steps`` (a fresh process after each kill), then finish it in this process.
     Returns how many kills landed before the milestone was written."""
@@ -331,7 +332,7 @@ def check_two_milestones_survive_kills(tmp_path: Path, kills: tuple[int, int], s
     latents = write_latents(tmp_path / "lat")  # 40 images: 5 steps per epoch
     epochs = steps_per_segment // 5
     run = write_run(tmp_path / "run.yaml")
-    cfg = TrainConfig.from_file(run)
+    cfg = RunConfig.from_file(run)
     chains = {}
     for chain in ("ref", "killed"):
         log = tmp_path / chain / "log.jsonl"
@@ -370,7 +371,7 @@ def test_many_kills_resume_exactly(tmp_path):
 
 def test_segments_equal_one_long_run_and_feed_sampling(tmp_path):
     latents = write_latents(tmp_path / "lat")
-    cfg = TrainConfig.from_dict(RUN)
+    cfg = RunConfig.from_dict(RUN)
     run_segment(cfg, first := segment(tmp_path, "a", latents, until_step=3))
     run_segment(cfg, segment(tmp_path, "b", latents, until_epoch=2, init=first.out))
     run_segment(cfg, segment(tmp_path, "long", latents, until_step=10))
@@ -400,7 +401,7 @@ def test_segments_equal_one_long_run_and_feed_sampling(tmp_path):
 def test_release_variants_train(tmp_path, options):
     latents = write_latents(tmp_path / "lat", fmt="lightningdit" if "loss" in options else "sit")
     seg = segment(tmp_path, "m", latents, until_step=3, tensorboard=tmp_path / "tb")  # a warning if not installed
-    run_segment(TrainConfig.from_dict(RUN | options), seg)
+    run_segment(RunConfig.from_dict(RUN | options), seg)
     records = read_log(seg.workdir / "metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2, 3]
     assert all(np.isfinite(r["loss"]) and r["loss_inter"] > 0 for r in records)
@@ -413,14 +414,14 @@ def test_activation_checkpointing_changes_nothing(tmp_path):
     latents = write_latents(tmp_path / "lat")
     for name, flag in (("plain", False), ("ckpt", True)):
         run_segment(
-            TrainConfig.from_dict(RUN | {"grad_checkpointing": flag}), segment(tmp_path, name, latents, until_step=2)
+            RunConfig.from_dict(RUN | {"grad_checkpointing": flag}), segment(tmp_path, name, latents, until_step=2)
         )
     assert_same_state(load_checkpoint(tmp_path / "plain.pt")["model"], load_checkpoint(tmp_path / "ckpt.pt")["model"])
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_resume_file(tmp_path):
     latents = write_latents(tmp_path / "lat")
-    cfg = TrainConfig.from_dict(RUN | {"resume_every_steps": 1})
+    cfg = RunConfig.from_dict(RUN | {"resume_every_steps": 1})
     bad = int(epoch_permutation(cfg.seed, 0, 40)[3 * 8])  # first image of step index 3
     shard = latents / f"shard-{bad // 16:05d}.npz"
     arrays = dict(np.load(shard))
@@ -435,15 +436,15 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_resume_file(tmp_path):
 def test_a_resume_file_of_another_run_is_refused(tmp_path):
     latents = write_latents(tmp_path / "lat")
     seg = segment(tmp_path, "x", latents, until_step=4)
-    run_segment(TrainConfig.from_dict(RUN | {"resume_every_steps": 1}), segment(tmp_path, "x", latents, until_step=2))
+    run_segment(RunConfig.from_dict(RUN | {"resume_every_steps": 1}), segment(tmp_path, "x", latents, until_step=2))
     (tmp_path / "x.pt").rename(seg.resume_path)  # a state from "another segment"
     with pytest.raises(IGError, match="belongs to another run config or segment"):
-        run_segment(TrainConfig.from_dict(RUN), seg)
+        run_segment(RunConfig.from_dict(RUN), seg)
 
 
 def test_model_must_fit_the_latents(tmp_path):
     latents = write_latents(tmp_path / "lat")
-    cfg = TrainConfig.from_dict(RUN | {"model": {"name": "SiT-T/2", "num_classes": 1000, "input_size": 8}})
+    cfg = RunConfig.from_dict(RUN | {"model": {"name": "SiT-T/2", "num_classes": 1000, "input_size": 8}})
     with pytest.raises(IGError, match="1000 classes, the latent folder has 4x8x8 and 10"):
         run_segment(cfg, segment(tmp_path, "x", latents, until_step=1))
 
@@ -465,16 +466,17 @@ def test_benchmark_reports_throughput():
     json.dumps(result)
 
 
-def test_grid_decodes_through_the_autoencoder_or_shows_latents(tmp_path, caplog):
+def test_milestone_preview_decodes_through_the_autoencoder_or_shows_latents(tmp_path, caplog):
     from diffusers import AutoencoderKL
 
     from ig.data.autoencoders import tiny_config
-    from ig.train.grid import to_images
+    from ig.images import latent_preview
 
     torch.manual_seed(0)
     AutoencoderKL(**tiny_config()).save_pretrained(tmp_path / "ae")
     z = torch.randn(2, *LATENT_SHAPE)
-    images = to_images(z, {"kind": "tiny", "path": str(tmp_path / "ae")})
-    assert images.shape == (2, 3, 32, 32) and 0 <= images.min() <= images.max() <= 1
-    latents = to_images(z, {"kind": "tiny", "path": str(tmp_path / "missing")})
-    assert latents.shape == (2, 3, 64, 64) and "cannot load the autoencoder" in caplog.text
+    latent = {"normalization": {"kind": "scalar", "scale": 1.0, "shift": 0.0}}
+    images = latent_preview(z, latent | {"autoencoder": {"kind": "tiny", "path": str(tmp_path / "ae")}})
+    assert images.shape == (2, 32, 32, 3) and images.dtype == np.uint8 and images.std() > 0
+    latents = latent_preview(z, latent | {"autoencoder": {"kind": "tiny", "path": str(tmp_path / "missing")}})
+    assert latents.shape == (2, *LATENT_SHAPE[1:], 3) and "cannot load the autoencoder" in caplog.text

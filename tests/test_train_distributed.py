@@ -13,10 +13,10 @@ import sys
 import pytest
 
 from ig.train.checkpoint import load_checkpoint
-from ig.train.config import TrainConfig
-from ig.train.distributed import first_host, launcher_env
+from ig.train.config import RunConfig
+from ig.distributed import first_host, launcher_env
 from ig.train.engine import run_segment
-from ig.train.metrics import read_log
+from ig.train.log import read_log
 from tests.test_train import (
     assert_same_state,
     log_without_timings,
@@ -65,7 +65,7 @@ def check_two_processes_match_one(tmp_path, options: dict, launcher: str) -> Non
     latents = write_latents(tmp_path / "lat")
     run = write_run(tmp_path / "run.yaml", max_device_batch=4, **options)
     single = segment(tmp_path, "single", latents, until_step=4)
-    run_segment(TrainConfig.from_file(run), single)
+    run_segment(RunConfig.from_file(run), single)
 
     double = segment(tmp_path, "double", latents, until_step=4)
     argv = ["-m", "ig", "train", *train_argv(double, run)]

@@ -15,10 +15,10 @@ import pytest
 
 from ig.train.checkpoint import load_checkpoint
 from ig.train.cli import add_arguments
-from ig.train.config import TrainConfig
+from ig.train.config import RunConfig
 from ig.train.engine import run_segment
 from ig.train.launch import SubmitOptions, submit
-from ig.train.metrics import read_log
+from ig.train.log import read_log
 from tests.conftest import SlurmCluster
 from tests.test_train import (
     assert_same_state,
@@ -64,7 +64,7 @@ def preempt(job) -> None:
 def test_signalled_local_job_requeues_and_resumes_exactly(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the job's processes inherit this environment
     latents = write_latents(tmp_path / "lat")
-    cfg = TrainConfig.from_file(write_run(tmp_path / "run.yaml", resume_every_steps=1))
+    cfg = RunConfig.from_file(write_run(tmp_path / "run.yaml", resume_every_steps=1))
     reference = segment(tmp_path, "ref", latents, until_step=15)
     run_segment(cfg, reference)
 

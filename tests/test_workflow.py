@@ -79,7 +79,7 @@ def test_smoke_campaign_through_slurm_resumes_a_cancelled_segment(slurm_cluster,
     # the rerun continued from the resume file, and the log has every step exactly once
     log = (tmp_path / "logs/smoke/train/ig/it300.log").read_text()
     assert "from resume file" in log, log[-2000:]
-    steps = [json.loads(line)["step"] for line in (root / "runs/ig/metrics.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (root / "runs/ig/training.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 300
     assert not (root / "runs/ig/work-it300/resume.pt").exists()  # removed once the milestone exists
     # every stage delivered

@@ -94,6 +94,12 @@ def load_autoencoder(
     return Autoencoder(vae, {"kind": kind, "path": path}).to(device)
 
 
+def portable_spec(kind: str, path: str) -> dict[str, str]:
+    """The spec that manifests and checkpoints record: a local path made absolute (so that any
+    working directory can rebuild the autoencoder), a hub id kept as it is."""
+    return {"kind": kind, "path": str(Path(path).resolve()) if Path(path).exists() else path}
+
+
 def _resolve(path: str, assets_dir: str | os.PathLike) -> Path:
     """A local path as is; a hub id of the asset registry inside the assets folder."""
     if Path(path).exists():

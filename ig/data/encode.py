@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -46,14 +45,10 @@ from ig.data.autoencoders import KINDS, Autoencoder, images_to_tensor
 from ig.data.datasets import NAMES, CorruptImageError
 from ig.data.latents import FORMATS, Normalization
 from ig.errors import IGError
-from ig.utils.io import read_json, save_npz, write_json
+from ig.utils.io import file_digest, read_json, save_npz, shard_path, write_json
 from ig.utils.seeding import derive_seed, generator
 
 log = logging.getLogger(__name__)
-
-
-def shard_path(out_dir: str | Path, k: int) -> Path:
-    return Path(out_dir) / f"shard-{k:05d}.npz"
 
 
 def shard_bounds(num_images: int, num_shards: int, k: int) -> tuple[int, int]:
@@ -308,8 +303,6 @@ def normalization_for(kind: str, statistics: dict[str, Any], scaling_factor: flo
 
 def write_manifest(out_dir: Path, plan: dict[str, Any]) -> dict[str, Any]:
     """Gather counts, hashes and statistics of all shards into ``manifest.json``."""
-    from ig.assets import file_digest
-
     entries, sums, sumsqs, sampled = [], 0.0, 0.0, 0
     for k in range(plan["num_shards"]):
         path = shard_path(out_dir, k)
@@ -373,27 +366,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stats-images", type=int, default=10_000, help="images the latent statistics are computed from")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers decoding images")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", help="cpu, cuda (the local rank's GPU) or cuda:N (default: cuda if available)")
     p.add_argument("--skip-corrupt", action="store_true", help="skip (and count) unreadable images instead of failing")
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> None:
-    from ig.data.autoencoders import load_autoencoder
+    from ig.data.autoencoders import load_autoencoder, portable_spec
     from ig.data.datasets import build_dataset
-    from ig.train.distributed import launcher_env
+    from ig.distributed import process_context
 
-    launch = launcher_env(dict(os.environ))
-    rank, world, local = (int(launch.get(k, 0)) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-    world = max(world, 1)
-    device = torch.device(f"cuda:{local}" if args.device == "cuda" else args.device)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise IGError(f"--device {args.device}: no CUDA device is visible; use --device cpu")
-        torch.cuda.set_device(device)
+    ctx = process_context(args.device)
     dataset = build_dataset(args.dataset, args.data_root, args.resolution, args.split)
-    spec = {"kind": args.autoencoder_kind, "path": args.autoencoder}
-    autoencoder = load_autoencoder(spec, args.assets_dir, device=device)
+    spec = portable_spec(args.autoencoder_kind, args.autoencoder)
+    autoencoder = load_autoencoder(spec, args.assets_dir, device=ctx.device)
     manifest = encode(
         dataset,
         autoencoder,
@@ -405,11 +391,11 @@ def run(args: argparse.Namespace) -> None:
         seed=args.seed,
         stats_images=args.stats_images,
         batch_size=args.batch_size,
-        device=device,
+        device=ctx.device,
         skip_corrupt=args.skip_corrupt,
         num_workers=args.num_workers,
-        rank=rank,
-        world=world,
+        rank=ctx.rank,
+        world=ctx.world_size,
         progress=not args.no_progress,
     )
     if manifest is not None:

@@ -20,19 +20,23 @@ Shard arrays (raw, un-normalised latents; ``n`` images):
   samples of the image and of its horizontal flip; training picks one at random), ``labels``.
 
 Training feeds the network ``Normalization.normalize(z)``; sampling decodes
-``Normalization.denormalize(x)`` with the manifest's autoencoder.
+``Normalization.denormalize(x)`` with the manifest's autoencoder. :class:`LatentDataset` is the
+reader: shards are memory-mapped, not loaded (ImageNet latents are tens of GB, and ranks on one
+node then share the page cache instead of holding a copy each).
 """
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ig.errors import IGError
-from ig.utils.io import read_json
+from ig.utils.io import load_npz, read_json
 
 FORMATS = ("sit", "lightningdit")
 
@@ -92,3 +96,87 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     if missing:
         raise IGError(f"{folder}: {len(missing)} latent shard(s) missing (first: {missing[0]}); rerun `ig encode`")
     return manifest
+
+
+ARRAYS = {"sit": ("mean", "std", "labels"), "lightningdit": ("latents", "latents_flip", "labels")}
+
+
+def map_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz``, memory-mapped when stored uncompressed (as ``ig encode`` writes them)."""
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    arrays = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as f:
+        for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+                return load_npz(path, what="latent shard")
+            f.seek(info.header_offset + 26)  # local file header: name and extra-field lengths
+            name_len, extra_len = np.frombuffer(f.read(4), dtype="<u2")
+            f.seek(info.header_offset + 30 + int(name_len) + int(extra_len))
+            version = np.lib.format.read_magic(f)
+            if version not in read_header:
+                return load_npz(path, what="latent shard")
+            shape, fortran, dtype = read_header[version](f)
+            order = "F" if fortran else "C"
+            arrays[info.filename[:-4]] = np.memmap(path, dtype, "r", offset=f.tell(), shape=shape, order=order)
+    return arrays
+
+
+class LatentDataset:
+    """Random access to a latent folder, and the batches training feeds the network."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.manifest = read_manifest(self.folder)
+        self.format = self.manifest["format"]
+        self.normalization = Normalization.from_dict(self.manifest["normalization"])
+        self.latent_shape = tuple(self.manifest["latent_shape"])
+        self.shards = [self._open(entry) for entry in self.manifest["shards"]]
+        counts = [len(shard["labels"]) for shard in self.shards]
+        self.starts = np.cumsum([0, *counts])
+        self.num_images = int(self.starts[-1])
+
+    def _open(self, entry: dict[str, Any]) -> dict[str, np.ndarray]:
+        path = self.folder / entry["file"]
+        arrays = map_npz(path)
+        missing = [k for k in ARRAYS[self.format] if k not in arrays]
+        if missing:
+            raise IGError(f"latent shard {path} lacks {missing} for format {self.format!r}; rerun `ig encode`")
+        n = len(arrays["labels"])
+        if n != entry["count"] or any(arrays[k].shape != (n, *self.latent_shape) for k in ARRAYS[self.format][:2]):
+            raise IGError(f"latent shard {path} does not match its manifest entry (count/shape); rerun `ig encode`")
+        return arrays
+
+    def meta(self) -> dict[str, Any]:
+        """What sampling needs to know about the latent space (stored in every checkpoint)."""
+        return {
+            "format": self.format,
+            "normalization": self.normalization.to_dict(),
+            "autoencoder": self.manifest.get("autoencoder"),
+            "latent_shape": list(self.latent_shape),
+            "num_classes": self.manifest["num_classes"],
+        }
+
+    def _gather(self, key: str, indices: np.ndarray) -> np.ndarray:
+        shard_of = np.searchsorted(self.starts, indices, side="right") - 1
+        out = np.empty((len(indices), *self.shards[0][key].shape[1:]), dtype=self.shards[0][key].dtype)
+        for s in np.unique(shard_of):
+            rows = np.flatnonzero(shard_of == s)
+            out[rows] = self.shards[s][key][indices[rows] - self.starts[s]]
+        return out
+
+    def batch(
+        self, indices: np.ndarray, generator: torch.Generator, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised latents ``x0`` and labels ``y`` of the images at ``indices``."""
+
+        def load(key: str) -> torch.Tensor:
+            return torch.from_numpy(self._gather(key, indices)).to(device, torch.float32)
+
+        if self.format == "sit":  # a fresh posterior sample each time the image is seen
+            mean, std = load("mean"), load("std")
+            z = mean + std * torch.randn(mean.shape, generator=generator, device=device)
+        else:  # a stored sample of the image or of its mirror image, 50/50
+            flip = torch.rand(len(indices), generator=generator, device=device) < 0.5
+            z = torch.where(flip.view(-1, 1, 1, 1), load("latents_flip"), load("latents"))
+        labels = torch.from_numpy(self._gather("labels", indices).astype(np.int64)).to(device)
+        return self.normalization.normalize(z), labels

@@ -1,12 +1,19 @@
-"""``ig evaluate``: FID, sFID, IS, precision and recall of one sample set, as the ADM evaluator.
+"""``ig evaluate``: FID, sFID, IS, precision and recall of one sample set, each with its sampling error.
 
-The sample set is one or more ``.npz`` files (``arr_0``: uint8 N×H×W×3) and/or folders of
-``shard-*.npz``; the reference is a file of ``ig reference``, made with the same feature network
-(checked by identity). IS needs logits: with Inception weights that have none (the offline
-conversion) it is reported as null, or refused with ``--require-is``.
+The metrics are the ADM evaluator's (``ig.evaluation.metrics``); beside each metric ``m`` the file
+holds ``m_se``, its bootstrap standard error, and the per-resample values that let two sample sets
+of the same seeds be compared as a paired difference (``ig.evaluation.uncertainty``).
 
-Output: one JSON object, written atomically, with the metrics, ``num_samples``, the reference
-path and the extractor identity (so a number is never read outside its feature space).
+The sample set is a ``samples.json`` of ``ig sample`` (its shards are checked against their
+checksums, and the sampling seed, label mode and checkpoint it names are recorded), or ``.npz``
+files (``arr_0``: uint8 N×H×W×3) and folders of ``shard-*.npz``. The reference is a file of
+``ig reference``, made with the same feature network (checked by identity). IS needs logits: with
+Inception weights that have none (the offline conversion) it is null, or refused with
+``--require-is``.
+
+Output: one JSON object, written atomically: the metrics and errors, where the samples came from
+(digests), the reference, the extractor identity, and the arithmetic (so a number is never read
+outside its feature space, and never reused for other samples).
 """
 
 from __future__ import annotations
@@ -15,18 +22,34 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ig.errors import IGError
-from ig.evaluation.features import FeatureExtractor, extract_features, load_extractor
-from ig.evaluation.imagesets import ImageSet, NpzImages
-from ig.evaluation.metrics import feature_statistics, frechet_distance, inception_score, precision_recall
+from ig.evaluation.extractors import load_extractor
+from ig.evaluation.features import FeatureExtractor, extract_features
+from ig.evaluation.imagesets import NpzImages
+from ig.evaluation.metrics import (
+    IS_SPLIT_SIZE,
+    PR_ARITHMETICS,
+    feature_statistics,
+    frechet_distance,
+    inception_score,
+    manifolds,
+)
 from ig.evaluation.reference import REFERENCE_KEYS
-from ig.utils.io import load_npz, write_json
+from ig.evaluation.uncertainty import (
+    Bootstrap,
+    frechet_replicates,
+    inception_score_replicates,
+    precision_recall_replicates,
+)
+from ig.utils.io import file_digest, load_npz, read_json, write_json
 
 log = logging.getLogger(__name__)
+METRICS = ("fid", "sfid", "is", "precision", "recall")
 
 
 def load_reference(path: str | Path) -> dict[str, np.ndarray]:
@@ -38,19 +61,39 @@ def load_reference(path: str | Path) -> dict[str, np.ndarray]:
     return reference
 
 
+def sample_source(paths: list[Path]) -> tuple[NpzImages, dict[str, Any]]:
+    """The images to evaluate and where they came from: a ``samples.json`` (shards verified against
+    its checksums) or plain ``.npz`` files and shard folders."""
+    if len(paths) == 1 and paths[0].suffix == ".json":
+        manifest = read_json(paths[0], what="sample manifest (run `ig sample` first)")
+        folder = paths[0].parent
+        files = [folder / shard["file"] for shard in manifest["shards"]]
+        for file, shard in zip(files, manifest["shards"], strict=True):
+            if not file.is_file() or file_digest(file) != shard["sha256"]:
+                raise IGError(f"{file} does not match its checksum in {paths[0]}; rerun `ig sample` for this set")
+        keys = ("checkpoint_sha256", "weak_checkpoint_sha256", "guidance", "sampler", "seed", "labels", "num_samples")
+        source = {"manifest": str(paths[0]), "manifest_sha256": file_digest(paths[0]), **{k: manifest[k] for k in keys}}
+        return NpzImages(files), source
+    images = NpzImages(paths)
+    return images, {"files": images.sources, "sha256": [file_digest(f) for f in images.sources]}
+
+
 def evaluate(
-    samples: ImageSet,
+    samples: NpzImages,
     reference_path: str | Path,
     extractor: FeatureExtractor,
     *,
     batch_size: int = 64,
     max_samples: int | None = None,
-    is_splits: int = 10,
     pr_k: int = 3,
+    pr_arithmetic: str = "adm",
+    bootstrap: int = 20,
+    bootstrap_seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
-) -> dict:
-    """All metrics of ``samples`` against a reference file in the feature space of ``extractor``."""
+) -> dict[str, Any]:
+    """All metrics of ``samples`` against a reference file in the feature space of ``extractor``,
+    each with its bootstrap standard error (``bootstrap`` resamples)."""
     reference = load_reference(reference_path)
     if str(reference["extractor"]) != extractor.identity:
         raise IGError(
@@ -61,44 +104,75 @@ def evaluate(
     start = time.perf_counter()
     features = extract_features(extractor, samples.batches(batch_size, count), count, "sample features", progress)
     extract_seconds = time.perf_counter() - start
-    mu, sigma = feature_statistics(features["pool"])
-    mu_s, sigma_s = feature_statistics(features["spatial"])
-    precision, recall = precision_recall(reference["pool"], features["pool"], k=pr_k, device=device)
-    return {
-        "fid": frechet_distance(mu, sigma, reference["mu"], reference["sigma"]),
-        "sfid": frechet_distance(mu_s, sigma_s, reference["mu_s"], reference["sigma_s"]),
-        "is": inception_score(features["logits"], is_splits) if "logits" in features else None,
+    pool, spatial = features["pool"], features["spatial"]
+    values = {
+        "fid": frechet_distance(*feature_statistics(pool), reference["mu"], reference["sigma"]),
+        "sfid": frechet_distance(*feature_statistics(spatial), reference["mu_s"], reference["sigma_s"]),
+        "is": inception_score(features["logits"]) if "logits" in features else None,
+    }
+    boot = Bootstrap(count, bootstrap, bootstrap_seed)
+    blocks = boot.blocks(pool.shape[1])
+    m = manifolds(reference["pool"], pool, pr_k, pr_arithmetic, boot.block_index(blocks), device)
+    values |= {"precision": m.precision, "recall": m.recall}
+    precision, recall = precision_recall_replicates(m, boot)
+    replicates = {
+        "fid": frechet_replicates(pool, reference["mu"], reference["sigma"], boot),
+        "sfid": frechet_replicates(spatial, reference["mu_s"], reference["sigma_s"], boot),
+        "is": inception_score_replicates(features["logits"], boot, blocks=blocks) if "logits" in features else None,
         "precision": precision,
         "recall": recall,
+    }
+    result: dict[str, Any] = {}
+    for metric in METRICS:
+        result[metric] = values[metric]
+        result[f"{metric}_se"] = None if replicates[metric] is None else float(np.std(replicates[metric], ddof=1))
+    return result | {
         "num_samples": count,
-        "reference": str(reference_path),
         "extractor": extractor.identity,
-        "reference_source": str(reference["source"]),
-        "num_reference_pr": len(reference["pool"]),
-        "is_splits": is_splits,
+        "reference": {
+            "path": str(reference_path),
+            "sha256": file_digest(reference_path),
+            "source": str(reference["source"]),
+            "pr_images": len(reference["pool"]),
+        },
+        "is_split_size": IS_SPLIT_SIZE,
         "pr_k": pr_k,
-        "samples": samples.sources,
+        "pr_arithmetic": pr_arithmetic,
+        "bootstrap": {
+            **boot.to_dict(),
+            "blocks": {"fid": blocks, "sfid": boot.blocks(spatial.shape[1]), "is": blocks, "pr": blocks},
+            "replicates": {k: None if v is None else [float(x) for x in v] for k, v in replicates.items()},
+        },
         "images_per_second": count / extract_seconds,
         "seconds": time.perf_counter() - start,
     }
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("samples", nargs="+", help="sample .npz files and/or folders of shard-*.npz (one set)")
-    p.add_argument("--reference", required=True, help="reference .npz of `ig reference`")
+    p.add_argument(
+        "samples", nargs="+", type=Path, help="samples.json of `ig sample`, or .npz files and folders of shard-*.npz"
+    )
+    p.add_argument("--reference", type=Path, required=True, help="reference .npz of `ig reference`")
     p.add_argument("--extractor", required=True, help="inception:<weights.pth> or classifier:<checkpoint.pt>")
-    p.add_argument("--out", required=True, help="metrics JSON to write")
+    p.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu")
     p.add_argument("--max-samples", type=int, help="evaluate only the first N samples")
-    p.add_argument("--is-splits", type=int, default=10)
     p.add_argument("--pr-k", type=int, default=3, help="neighbourhood size of precision/recall")
+    p.add_argument(
+        "--pr-arithmetic",
+        choices=PR_ARITHMETICS,
+        help="distances for precision/recall: adm (ADM's float16; default with inception) or exact (float32; "
+        "default with classifier)",
+    )
+    p.add_argument("--bootstrap", type=int, default=20, help="bootstrap resamples for the standard errors")
+    p.add_argument("--bootstrap-seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--require-is", action="store_true", help="fail instead of reporting IS as null without logits")
 
 
 def run(args: argparse.Namespace) -> None:
-    samples = NpzImages(args.samples)
+    samples, source = sample_source(args.samples)
     extractor = load_extractor(args.extractor, args.device)
     if not extractor.has_logits:
         message = (
@@ -115,17 +189,21 @@ def run(args: argparse.Namespace) -> None:
         extractor,
         batch_size=args.batch_size,
         max_samples=args.max_samples,
-        is_splits=args.is_splits,
         pr_k=args.pr_k,
+        pr_arithmetic=args.pr_arithmetic or ("adm" if extractor.kind == "inception" else "exact"),
+        bootstrap=args.bootstrap,
+        bootstrap_seed=args.bootstrap_seed,
         device=args.device,
         progress=not args.no_progress,
     )
-    write_json(args.out, metrics)
+    write_json(args.out, {**metrics, "samples": source})
     log.info(
-        "FID %.3f  sFID %.3f  IS %s  P %.4f  R %.4f  (%d samples, %s)",
+        "FID %.3f ± %.3f  sFID %.3f ± %.3f  IS %s  P %.4f  R %.4f  (%d samples, %s)",
         metrics["fid"],
+        metrics["fid_se"],
         metrics["sfid"],
-        "n/a" if metrics["is"] is None else f"{metrics['is']:.2f}",
+        metrics["sfid_se"],
+        "n/a" if metrics["is"] is None else f"{metrics['is']:.2f} ± {metrics['is_se']:.2f}",
         metrics["precision"],
         metrics["recall"],
         metrics["num_samples"],

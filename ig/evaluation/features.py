@@ -9,8 +9,9 @@ An extractor maps uint8 images (N×H×W×3) to a dict of float32 feature arrays:
 Its ``identity`` names the network and a digest of its weights. Reference statistics store it and
 ``ig evaluate`` refuses to compare features from two different networks.
 
-Two kinds exist, chosen by a spec string: ``inception:<weights.pth>`` (the paper's feature space,
-ADM-compatible) and ``classifier:<checkpoint.pt>`` (a small in-domain CNN, see ``classifier``).
+Two kinds exist (``ig.evaluation.extractors`` builds one from a spec string):
+``inception:<weights.pth>`` (the paper's feature space, ADM-compatible) and
+``classifier:<checkpoint.pt>`` (a small in-domain CNN, see ``classifier``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ import torch
 from tqdm import tqdm
 
 from ig.errors import IGError
-
-EXTRACTOR_KINDS = ("inception", "classifier")
 
 
 def check_image_layout(shape: tuple[int, ...], dtype: np.dtype, what: str = "images") -> None:
@@ -71,22 +70,6 @@ class FeatureExtractor(ABC):
         with torch.inference_mode():
             out = self.forward(x)
         return {name: value.float().cpu().numpy() for name, value in out.items()}
-
-
-def load_extractor(spec: str, device: str | torch.device = "cpu") -> FeatureExtractor:
-    """Build the extractor that ``spec`` (``inception:<path>`` or ``classifier:<path>``) names."""
-    kind, _, path = spec.partition(":")
-    if kind not in EXTRACTOR_KINDS or not path:
-        raise IGError(
-            f"extractor spec must be 'inception:<weights path>' or 'classifier:<checkpoint path>', got {spec!r}"
-        )
-    if kind == "inception":
-        from ig.evaluation.inception import InceptionExtractor
-
-        return InceptionExtractor(path, device=device)
-    from ig.evaluation.classifier import ClassifierExtractor
-
-    return ClassifierExtractor(path, device=device)
 
 
 def extract_features(

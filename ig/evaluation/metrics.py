@@ -5,16 +5,20 @@ so that our numbers sit beside the paper's:
 
 - statistics: mean and ``np.cov(rowvar=False)`` in float64;
 - Fréchet distance: ``|mu1 - mu2|² + tr(S1) + tr(S2) - 2 tr((S1 S2)^½)``;
-- Inception Score: softmax of bias-free logits, ordered (unshuffled) splits, the mean over splits
-  of ``exp(mean KL(p(y|x) ‖ p(y)))``;
+- Inception Score: softmax of bias-free logits, consecutive (unshuffled) parts of 5,000 rows, the
+  mean over parts of ``exp(mean KL(p(y|x) ‖ p(y)))``;
 - precision/recall (Kynkäänniemi et al. 2019): each point's manifold ball has the squared distance
   to its k-th nearest neighbour (itself excluded) as radius; precision is the fraction of generated
   points inside some real ball, recall the fraction of real points inside some generated ball.
+  Distances in ADM's float16 arithmetic (``adm``, the default for the paper's numbers) or exactly
+  in float32 (``exact``); the two differ by ~1e-3.
 
 Everything takes and returns numpy; torch only speeds up the pairwise distances.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,6 +28,8 @@ from ig.errors import IGError
 
 # Pairwise squared distances are computed in blocks of at most this many entries (128 MB in fp32).
 BLOCK_ELEMENTS = 2**25
+IS_SPLIT_SIZE = 5000  # ADM's compute_inception_score(split_size=5000)
+PR_ARITHMETICS = ("adm", "exact")
 
 
 def _features(x: np.ndarray, what: str, min_rows: int) -> np.ndarray:
@@ -43,7 +49,7 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), np.cov(x, rowvar=False)
 
 
-def _psd_factor(sigma: np.ndarray) -> np.ndarray:
+def psd_factor(sigma: np.ndarray) -> np.ndarray:
     """Some A with A Aᵀ = sigma: Cholesky when sigma is positive definite (cheap), else from the
     eigendecomposition, round-off negative eigenvalues counted as zero (singular covariances)."""
     try:
@@ -72,7 +78,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         )
     if not all(np.isfinite(a).all() for a in (mu1, mu2, sigma1, sigma2)):
         raise IGError("Fréchet distance inputs contain NaN or infinite values; recompute the statistics")
-    factor = _psd_factor(sigma1)
+    factor = psd_factor(sigma1)
     middle = factor.T @ sigma2 @ factor
     eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
     # eigenvalues below round-off (numpy's matrix_rank tolerance) are zero: their square roots
@@ -83,26 +89,55 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
 
 
-def inception_score(logits: np.ndarray, splits: int = 10) -> float:
-    """Mean over ``splits`` consecutive parts of ``exp(mean KL(p(y|x) ‖ p(y)))``.
+def inception_score(logits: np.ndarray, split_size: int = IS_SPLIT_SIZE) -> float:
+    """ADM's Inception Score: the mean over consecutive parts of ``split_size`` rows (the last one
+    may be shorter) of ``exp(mean KL(p(y|x) ‖ p(y)))``.
 
     ``logits`` are bias-free (ADM applies the softmax to ``pool3 @ W``). The parts are taken in
-    order, not shuffled, as ADM's 5000-sample splits of 50K samples.
+    order, not shuffled; at 50K samples they are ADM's (and torch-fidelity's) 10 splits.
     """
-    if splits < 1:
-        raise IGError(f"inception score needs splits >= 1, got {splits}")
-    logits = _features(logits, "logits", min_rows=splits).astype(np.float64)
-    log_p = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    if split_size < 1:
+        raise IGError(f"inception score needs split_size >= 1, got {split_size}")
+    return inception_score_of_probabilities(softmax(_features(logits, "logits", min_rows=1)), split_size)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64."""
+    logits = np.asarray(logits, dtype=np.float64)
+    return np.exp(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))
+
+
+def inception_score_of_probabilities(probabilities: np.ndarray, split_size: int = IS_SPLIT_SIZE) -> float:
+    """:func:`inception_score` from the class probabilities (shared with the bootstrap)."""
     scores = []
-    for part in np.array_split(np.exp(log_p), splits):
+    for start in range(0, len(probabilities), split_size):
+        part = probabilities[start : start + split_size]
         marginal = part.mean(axis=0, keepdims=True)
         scores.append(np.exp(rel_entr(part, marginal).sum(axis=1).mean()))
     return float(np.mean(scores))
 
 
-def _squared_distances(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """All squared Euclidean distances between rows of ``u`` and rows of ``v`` (as ADM: expanded
-    form, clamped at zero)."""
+def squared_distances(u: torch.Tensor, v: torch.Tensor, arithmetic: str = "adm") -> torch.Tensor:
+    """All squared Euclidean distances between rows of ``u`` and rows of ``v``, as float32, in the
+    expanded form ``|u|² − 2 u·v + |v|²`` clamped at zero (as ADM).
+
+    ``arithmetic``: ``exact`` computes in float32; ``adm`` reproduces the ADM evaluator's
+    ``DistanceBlock`` on the GPU: inputs cast to float16, squares and the product (accumulated in
+    float32, as cuBLAS and TF's reductions do) rounded to float16, every later operation in
+    float16; if any distance of the block is not finite, the block is redone in float32 (ADM's
+    fallback).
+    """
+    if arithmetic not in PR_ARITHMETICS:
+        raise IGError(f"precision/recall arithmetic must be one of {PR_ARITHMETICS}, got {arithmetic!r}")
+    if arithmetic == "adm":
+        u16, v16 = u.half().float(), v.half().float()
+        norm_u = u16.square().half().float().sum(1, keepdim=True).half()
+        norm_v = v16.square().half().float().sum(1).half()
+        product = (u16 @ v16.T).half()
+        d = ((norm_u - 2 * product) + norm_v).clamp_min(0.0)
+        if torch.isfinite(d).all():
+            return d.float()
+    u, v = u.float(), v.float()
     return (u.square().sum(1, keepdim=True) - 2.0 * u @ v.T + v.square().sum(1)).clamp_min_(0.0)
 
 
@@ -111,20 +146,48 @@ def _block_rows(columns: int) -> int:
     return max(1, BLOCK_ELEMENTS // columns)
 
 
-def _knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
+def _knn_radii(x: torch.Tensor, k: int, arithmetic: str) -> torch.Tensor:
     """Squared distance of every row to its k-th nearest other row (ADM's ``manifold_radii``)."""
     step = _block_rows(len(x))
     # the (k+1)-th smallest distance, since each point is its own nearest neighbour at distance 0
-    blocks = [_squared_distances(x[i : i + step], x).kthvalue(k + 1, dim=1).values for i in range(0, len(x), step)]
-    return torch.cat(blocks)
+    radii = []
+    for i in range(0, len(x), step):
+        radii.append(squared_distances(x[i : i + step], x, arithmetic).kthvalue(k + 1, dim=1).values)
+    return torch.cat(radii)
 
 
-def precision_recall(
-    real_features: np.ndarray, fake_features: np.ndarray, k: int = 3, device: str | torch.device = "cpu"
-) -> tuple[float, float]:
-    """Improved precision and recall (Kynkäänniemi et al.) with k-NN manifolds, as ADM's
-    ``ManifoldEstimator`` (k = 3 there). Distances in float32 (ADM: float16 with a float32
-    fallback; the published torch port uses float32 and matches ADM to ~1e-3)."""
+@dataclass(frozen=True)
+class Manifolds:
+    """Who lies in whose k-NN manifold: what precision and recall (and their bootstrap) are made of.
+
+    ``fake_in_real[i]``: generated point ``i`` lies inside some real point's ball (precision);
+    ``real_covered[b, j]``: real point ``j`` lies inside the ball of some generated point of block
+    ``b`` (recall; blocks as ``fake_blocks`` of :func:`manifolds`).
+    """
+
+    fake_in_real: np.ndarray
+    real_covered: np.ndarray
+
+    @property
+    def precision(self) -> float:
+        return float(self.fake_in_real.mean())
+
+    @property
+    def recall(self) -> float:
+        return float(self.real_covered.any(axis=0).mean())
+
+
+def manifolds(
+    real_features: np.ndarray,
+    fake_features: np.ndarray,
+    k: int = 3,
+    arithmetic: str = "adm",
+    fake_blocks: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+) -> Manifolds:
+    """Improved precision and recall's memberships (Kynkäänniemi et al.), as ADM's ``ManifoldEstimator``
+    with ``nhood_sizes=(3,)``; ``fake_blocks`` (a block index per generated point, default one block)
+    groups the recall coverage for the bootstrap."""
     if k < 1:
         raise IGError(f"precision/recall needs k >= 1, got {k}")
     real = torch.as_tensor(_features(real_features, "real features", k + 1), dtype=torch.float32, device=device)
@@ -133,12 +196,26 @@ def precision_recall(
         raise IGError(
             f"real and fake features differ in dimension ({real.shape[1]} vs {fake.shape[1]}): use one extractor"
         )
-    real_radii, fake_radii = _knn_radii(real, k), _knn_radii(fake, k)
+    blocks = torch.zeros(len(fake), dtype=torch.long) if fake_blocks is None else torch.as_tensor(fake_blocks)
+    real_radii, fake_radii = _knn_radii(real, k, arithmetic), _knn_radii(fake, k, arithmetic)
     fake_in_real = torch.zeros(len(fake), dtype=torch.bool, device=device)
-    real_in_fake = torch.zeros(len(real), dtype=torch.bool, device=device)
+    covered = torch.zeros(int(blocks.max()) + 1, len(real), dtype=torch.int32, device=device)
     step = _block_rows(len(real))
     for i in range(0, len(fake), step):
-        d = _squared_distances(fake[i : i + step], real)
+        d = squared_distances(fake[i : i + step], real, arithmetic)
         fake_in_real[i : i + step] = (d <= real_radii[None, :]).any(dim=1)
-        real_in_fake |= (d <= fake_radii[i : i + step, None]).any(dim=0)
-    return fake_in_real.double().mean().item(), real_in_fake.double().mean().item()
+        covered.index_add_(0, blocks[i : i + step].to(device), (d <= fake_radii[i : i + step, None]).int())
+    return Manifolds(fake_in_real.cpu().numpy(), (covered > 0).cpu().numpy())
+
+
+def precision_recall(
+    real_features: np.ndarray,
+    fake_features: np.ndarray,
+    k: int = 3,
+    arithmetic: str = "adm",
+    device: str | torch.device = "cpu",
+) -> tuple[float, float]:
+    """Improved precision and recall with k-NN manifolds, as ADM's ``ManifoldEstimator`` (k = 3 there);
+    ``arithmetic`` as :func:`squared_distances` (``adm``: ADM's float16; ``exact``: float32)."""
+    m = manifolds(real_features, fake_features, k, arithmetic, device=device)
+    return m.precision, m.recall

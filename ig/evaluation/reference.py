@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ig.errors import IGError
-from ig.evaluation.features import FeatureExtractor, extract_features, load_extractor
+from ig.evaluation.extractors import load_extractor
+from ig.evaluation.features import FeatureExtractor, extract_features
 from ig.evaluation.imagesets import DatasetImages, ImageSet, NpzImages
 from ig.evaluation.metrics import feature_statistics
 from ig.utils.io import save_npz

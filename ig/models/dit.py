@@ -1,20 +1,18 @@
-"""The diffusion transformer with an intermediate head, and the registry of named sizes.
+"""The diffusion transformer with an intermediate head, built from a registered size (``ig.models.sizes``).
 
 SiT and LightningDiT are one architecture (DiT with adaLN-Zero) that differ only in switches:
 LightningDiT turns on SwiGLU, RMSNorm and 2D RoPE and works in the other time convention. A
-family is therefore a set of default options, not a separate class.
+family is therefore a set of default options (``ig.models.sizes``), not a separate class.
 
 Internal Guidance adds a second output head (``intermediate_layer``, the release's
 ``final_layer_xr``) after block ``ig_layer``; both velocities come from one forward pass.
 """
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from ig.errors import IGError
 from ig.models.layers import (
     DiTBlock,
     FinalLayer,
@@ -24,6 +22,7 @@ from ig.models.layers import (
     TimestepEmbedder,
     sincos_pos_embed_2d,
 )
+from ig.models.sizes import model_options, model_spec
 
 
 class DiT(nn.Module):
@@ -126,104 +125,16 @@ class DiT(nn.Module):
         return self._velocity(self.final_layer, x, c), v_intermediate
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A registered name: its family, shape and default options."""
-
-    family: str
-    depth: int
-    hidden_size: int
-    num_heads: int
-    patch_size: int
-    defaults: dict[str, Any]
-
-
-# depth, hidden size, heads (DiT shapes; "T" is a tiny size for tests and the CPU default)
-SIZES = {"T": (6, 128, 4), "S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
-# Block after which the intermediate head sits: the paper's choice (block 4 for SiT-B/2, 8 beyond).
-# The release itself hard-codes 8 for every size; ig.models.from_official follows the checkpoint.
-DEFAULT_IG_LAYER = {"T": 2, "S": 4, "B": 4, "L": 8, "XL": 8}
-# Each family's options as its release trains them.
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "SiT": dict(
-        input_size=32,
-        in_channels=4,
-        head_zero_init=True,
-        flip_time=False,
-        qk_norm=False,
-        swiglu=False,
-        rmsnorm=False,
-        rope=False,
-        wo_shift=False,
-    ),
-    "LightningDiT": dict(
-        input_size=16,
-        in_channels=32,
-        head_zero_init=False,
-        flip_time=True,
-        qk_norm=False,
-        swiglu=True,
-        rmsnorm=True,
-        rope=True,
-        wo_shift=False,
-    ),
-}
-PATCH_SIZES = {
-    "SiT": {"T": (1, 2), "S": (2, 4, 8), "B": (2, 4, 8), "L": (2, 4, 8), "XL": (2, 4, 8)},
-    "LightningDiT": {"T": (1, 2), "B": (1, 2), "L": (1, 2), "XL": (1, 2)},
-}
-
-MODELS: dict[str, ModelSpec] = {
-    f"{family}-{size}/{patch}": ModelSpec(
-        family,
-        *SIZES[size],
-        patch,
-        dict(
-            num_classes=1000,
-            class_dropout_prob=0.1,
-            ig_layer=DEFAULT_IG_LAYER[size],
-            **FAMILY_DEFAULTS[family],
-        ),
-    )
-    for family, patches in PATCH_SIZES.items()
-    for size, sizes in patches.items()
-    for patch in sizes
-}
-
-
-def model_spec(name: str) -> ModelSpec:
-    """The registered spec of ``name``, or an IGError that lists the names."""
-    if name not in MODELS:
-        raise IGError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
-    return MODELS[name]
-
-
 def create_model(name: str, **overrides: Any) -> DiT:
-    """Build a registered model; ``overrides`` replace its default options.
+    """Build a registered model (``ig.models.sizes``); ``overrides`` replace its default options.
 
-    Options: input_size (latent H = W), in_channels, num_classes, class_dropout_prob, ig_layer
-    (1-based block after which the intermediate head sits, 0 = none), head_zero_init, qk_norm,
-    swiglu, rmsnorm, rope, wo_shift, flip_time. ``model.config`` holds the name and every option,
-    so ``create_model(**model.config)`` rebuilds the same architecture.
+    Options: input_size (latent H = W), in_channels, num_classes, class_dropout_prob, depth,
+    ig_layer (1-based block after which the intermediate head sits, 0 = none), head_zero_init,
+    qk_norm, swiglu, rmsnorm, rope, wo_shift, flip_time. ``model.config`` holds the name and every
+    option, so ``create_model(**model.config)`` rebuilds the same architecture.
     """
     spec = model_spec(name)
-    unknown = sorted(set(overrides) - set(spec.defaults))
-    if unknown:
-        raise IGError(f"{name}: unknown option(s) {unknown}; valid options: {', '.join(spec.defaults)}")
-    options = {**spec.defaults, **overrides}
-    if not 0 <= options["ig_layer"] <= spec.depth:
-        raise IGError(f"{name}: ig_layer={options['ig_layer']} is outside 0..{spec.depth} (0 = no intermediate head)")
-    if options["input_size"] % spec.patch_size:
-        raise IGError(
-            f"{name}: input_size={options['input_size']} is not a multiple of the patch size "
-            f"{spec.patch_size}; pick a model with a matching patch size"
-        )
-    model = DiT(
-        depth=spec.depth,
-        hidden_size=spec.hidden_size,
-        num_heads=spec.num_heads,
-        patch_size=spec.patch_size,
-        **options,
-    )
+    options = model_options(name, **overrides)
+    model = DiT(hidden_size=spec.hidden_size, num_heads=spec.num_heads, patch_size=spec.patch_size, **options)
     model.config = {"name": name, **options}
     return model

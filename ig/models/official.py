@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from ig.errors import IGError
-from ig.models.dit import MODELS, DiT, ModelSpec, create_model, model_spec
+from ig.models.dit import DiT, create_model
+from ig.models.sizes import MODELS, ModelSpec, model_spec
 
 # The release attaches its intermediate head after block 8 for every size (``encoder_depth``).
 RELEASE_IG_LAYER = 8

@@ -1,7 +1,7 @@
 """``ig plan``: what a campaign will cost before it runs — jobs and estimated GPU-hours.
 
-Network FLOPs are counted exactly (``torch.utils.flop_counter`` on the meta device, no memory
-used); time = FLOPs / an assumed sustained throughput (``estimates:`` in the config; defaults
+Network FLOPs are counted from the architecture (``ig.models.flops``, no torch); time = FLOPs
+/ an assumed sustained throughput (``estimates:`` in the config; defaults
 below are for an H100 in bf16 at ~35-40 % of its dense peak). Training costs 3× the forward
 FLOPs per image; a sampling step with CFG inside its interval costs two rows per sample.
 """
@@ -9,17 +9,13 @@ FLOPs per image; a sampling step with CFG inside its interval costs two rows per
 from __future__ import annotations
 
 import argparse
-import functools
-
-import torch
 
 from ig import campaign as campaign_mod
-from ig.campaign import Campaign, milestone_target
+from ig.campaign import Campaign
 from ig.guidance import in_interval
-from ig.samplers import shifted_grid
+from ig.models.flops import forward_flops
 from ig.utils.io import atomic_path
 
-DATASET_IMAGES = {"imagenet": 1_281_167, "fashion-mnist": 60_000}
 DEFAULT_ESTIMATES = {
     "gpu": "H100 (bf16)",
     "train_tflops": 350.0,  # sustained TFLOP/s of a training step
@@ -28,53 +24,15 @@ DEFAULT_ESTIMATES = {
 }
 
 
-@functools.cache
-def forward_flops(model_config: tuple) -> float:
-    """FLOPs of one forward pass of one image, counted on the meta device."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from ig.models import create_model
-
-    with torch.device("meta"):
-        model = create_model(**dict(model_config)).eval()
-        x = torch.zeros(1, model.in_channels, model.input_size, model.input_size)
-        t, y = torch.zeros(1), torch.zeros(1, dtype=torch.long)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x, t, y)
-    return float(counter.get_total_flops())
-
-
-def _frozen(d: dict) -> tuple:
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
-
-
-def sampler_times(sampling: dict) -> list[float]:
-    """The times at which a sampler evaluates the network (to count CFG-doubled steps)."""
-    steps = sampling["steps"]
-    if sampling["method"] == "sde":
-        return torch.linspace(1.0, sampling["t_last"], steps, dtype=torch.float64).tolist()
-    grid = shifted_grid(steps, sampling["shift"]).tolist()
-    if sampling["method"] == "euler":
-        return grid[:-1]
-    return [t for a, b in zip(grid[:-1], grid[1:], strict=True) for t in (a, b)]
-
-
 def plan(campaign: Campaign) -> dict:
     est = {**DEFAULT_ESTIMATES, **campaign.config.get("estimates", {})}
     runs = {}
     for run, spec in campaign.runs.items():
-        model_cfg = (
-            spec["import"]["overrides"] | {"name": spec["import"]["model"]}
-            if "import" in spec
-            else spec["train"]["model"]
-        )
-        flops = forward_flops(_frozen(model_cfg))
+        model_cfg = campaign.model_config(run)
+        flops = forward_flops(**model_cfg)
         entry = {"model": model_cfg["name"], "gflops_forward": flops / 1e9, "segments": 0, "train_gpu_hours": 0.0}
         if "train" in spec:
-            dataset = campaign.config["latents"][spec["latents"]]["dataset"]
-            images_per_epoch = dataset["limit"] or DATASET_IMAGES[dataset["name"]]
-            unit, last = milestone_target(spec["milestones"][-1])
-            images = last * images_per_epoch if unit == "epoch" else last * spec["train"]["global_batch"]
+            images = campaign.milestone_step(run, spec["milestones"][-1]) * spec["train"]["global_batch"]
             entry.update(
                 segments=len(spec["milestones"]),
                 train_images=images,
@@ -85,16 +43,16 @@ def plan(campaign: Campaign) -> dict:
     for s in campaign.sample_sets():
         sampling = campaign.sampling(s.run)
         g = campaign.guidance(s.guidance)
-        times = sampler_times(sampling)
+        times = sampling.sampler.evaluation_times()
         rows = sum(2 if g.cfg_scale != 1.0 and in_interval(t, g.cfg_interval) else 1 for t in times)
         rows *= 2 if g.ag_scale != 1.0 else 1
-        flops = runs[s.run]["gflops_forward"] * 1e9 * rows * sampling["num_samples"]
+        flops = runs[s.run]["gflops_forward"] * 1e9 * rows * sampling.num_samples
         sets.append(
             {
                 "set": s.key,
                 "nfe": len(times),
                 "sample_gpu_hours": flops / (est["sample_tflops"] * 1e12) / 3600,
-                "eval_gpu_hours": sampling["num_samples"] / est["eval_images_per_s"] / 3600,
+                "eval_gpu_hours": sampling.num_samples / est["eval_images_per_s"] / 3600,
             }
         )
     totals = {
@@ -146,7 +104,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    text = format_plan(plan(campaign_mod.load(args.config)))
+    text = format_plan(plan(campaign_mod.load(args.config, dry_run=True)))
     print(text)
     if args.out:
         with atomic_path(args.out) as tmp:

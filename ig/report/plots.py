@@ -1,4 +1,4 @@
-"""``ig plot``: the campaign's figures from its metrics.
+"""``ig plot``: the campaign's figures from its metrics, every point with its error bar.
 
 Each entry of the config's ``plots:`` section is one PNG, ``<out-dir>/<name>.png``:
 
@@ -6,6 +6,9 @@ Each entry of the config's ``plots:`` section is one PNG, ``<out-dir>/<name>.png
 - ``ig_scale``: a metric vs the IG scale over the listed guidance settings of one checkpoint;
 - ``interval`` and ``methods``: bars over the listed guidance settings of one checkpoint
   (interval ablation; IG vs CFG vs both).
+
+Error bars: the sampling standard error for one training seed; the standard deviation over seeds
+for several (the mean over seeds is plotted).
 """
 
 from __future__ import annotations
@@ -17,68 +20,99 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from ig import campaign as campaign_mod  # noqa: E402
 from ig.errors import IGError  # noqa: E402
-from ig.report.results import METRIC_NAMES, load_metrics  # noqa: E402
+from ig.report.results import METRIC_NAMES, Cell, cell, load_metrics  # noqa: E402
 from ig.utils.io import atomic_path, write_json  # noqa: E402
 
 PLOTS = ("training", "ig_scale", "interval", "methods")
 
 
-def _select(metrics: pd.DataFrame, spec: dict) -> pd.DataFrame:
-    sel = metrics[(metrics.run == spec["run"]) & (metrics.milestone == spec["milestone"])]
-    sel = sel[sel.labels == spec.get("labels", "random")]
-    sel = sel.set_index("guidance")
-    missing = [g for g in spec["guidance"] if g not in sel.index]
-    if missing:
-        raise IGError(
-            f"plot needs metrics of guidance {missing} for {spec['run']}/{spec['milestone']}; add them to evaluations"
+def _bar(c: Cell) -> float:
+    return (c.seed_std if c.n > 1 else c.sampling_se) or 0.0
+
+
+def _cells(campaign, metrics, run: str, milestone: str, guidance: list[str], labels: str, metric: str) -> list[Cell]:
+    cells = []
+    for g in guidance:
+        c = cell(
+            campaign.row_sets({"run": run, "milestone": milestone, "guidance": g, "labels": labels}), metrics, metric
         )
-    return sel.loc[spec["guidance"]]
+        if c is None:
+            raise IGError(f"plot needs metrics of guidance {g!r} for {run}/{milestone}; add them to evaluations")
+        cells.append(c)
+    return cells
 
 
-def _training(ax, metrics: pd.DataFrame, spec: dict, metric: str, labels: dict) -> None:
+def _training(ax, campaign, metrics, spec: dict, metric: str, labels: dict) -> None:
     for run in spec["runs"]:
-        sel = metrics[
-            (metrics.run == run)
-            & (metrics.guidance == spec.get("guidance", "none"))
-            & (metrics.labels == spec.get("labels", "random"))
-        ].sort_values("value")
-        if sel.empty:
+        milestones = campaign.milestones(run)
+        cells, xs = [], []
+        for m in milestones:
+            setting = {
+                "run": run,
+                "milestone": m,
+                "guidance": spec.get("guidance", "none"),
+                "labels": spec.get("labels", "random"),
+            }
+            c = cell(campaign.row_sets(setting), metrics, metric)
+            if c is not None:
+                cells.append(c)
+                xs.append(campaign.milestone_step(campaign.groups[run][0], m))
+        if not cells:
             raise IGError(f"plot 'training' has no metrics for run {run!r}; add it to evaluations")
-        ax.plot(sel["value"], sel[metric], marker="o", label=labels.get(run, run))
-        ax.set_xlabel("epochs" if sel["unit"].iloc[0] == "epoch" else "iterations")
-    ax.legend()
+        ax.errorbar(
+            xs,
+            [c.value for c in cells],
+            yerr=[_bar(c) for c in cells],
+            marker="o",
+            capsize=3,
+            label=labels.get(run, run),
+        )
+    ax.set_xlabel("training steps")
+    ax.legend(fontsize=7)
 
 
-def _ig_scale(ax, metrics: pd.DataFrame, spec: dict, metric: str, labels: dict) -> None:
-    sel = _select(metrics, spec).sort_values("ig_scale")
-    ax.plot(sel["ig_scale"], sel[metric], marker="o")
+def _ig_scale(ax, campaign, metrics, spec: dict, metric: str, labels: dict) -> None:
+    cells = _cells(
+        campaign, metrics, spec["run"], spec["milestone"], spec["guidance"], spec.get("labels", "random"), metric
+    )
+    scales = [campaign.guidance(g).ig_scale for g in spec["guidance"]]
+    order = sorted(range(len(scales)), key=scales.__getitem__)
+    ax.errorbar(
+        [scales[i] for i in order],
+        [cells[i].value for i in order],
+        yerr=[_bar(cells[i]) for i in order],
+        marker="o",
+        capsize=3,
+    )
     ax.set_xlabel("IG scale w")
 
 
-def _bars(ax, metrics: pd.DataFrame, spec: dict, metric: str, labels: dict) -> None:
-    sel = _select(metrics, spec)
-    names = [spec.get("names", {}).get(g, g) for g in sel.index]
-    ax.bar(range(len(sel)), sel[metric])
-    ax.set_xticks(range(len(sel)), names, rotation=30, ha="right")
+def _bars(ax, campaign, metrics, spec: dict, metric: str, labels: dict) -> None:
+    cells = _cells(
+        campaign, metrics, spec["run"], spec["milestone"], spec["guidance"], spec.get("labels", "random"), metric
+    )
+    names = [spec.get("names", {}).get(g, g) for g in spec["guidance"]]
+    ax.bar(range(len(cells)), [c.value for c in cells], yerr=[_bar(c) for c in cells], capsize=3)
+    ax.set_xticks(range(len(cells)), names, rotation=30, ha="right")
 
 
 DRAW = {"training": _training, "ig_scale": _ig_scale, "interval": _bars, "methods": _bars}
 
 
-def draw(name: str, spec: dict, metrics: pd.DataFrame, run_labels: dict, path: Path) -> None:
+def draw(name: str, spec: dict, campaign, metrics: dict, run_labels: dict, path: Path, extractor: str) -> None:
     chosen = spec.get("metrics", ["fid"])
     fig, axes = plt.subplots(1, len(chosen), figsize=(4.2 * len(chosen), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], chosen, strict=True):
-        DRAW[name](ax, metrics, spec, metric, run_labels)
+        DRAW[name](ax, campaign, metrics, spec, metric, run_labels)
         ax.set_ylabel(METRIC_NAMES[metric])
         ax.grid(alpha=0.3)
-    extractor = metrics["extractor"].iloc[0]
     fig.suptitle(spec.get("title", name.replace("_", " ")), fontsize=10)
-    fig.text(0.01, 0.01, f"features: {extractor}", fontsize=6, color="grey")
+    fig.text(
+        0.01, 0.01, f"features: {extractor}; bars: sampling s.e. (1 seed) or std over seeds", fontsize=6, color="grey"
+    )
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
@@ -87,11 +121,12 @@ def draw(name: str, spec: dict, metrics: pd.DataFrame, run_labels: dict, path: P
 
 def write_plots(campaign: campaign_mod.Campaign, out_dir: str | Path) -> list[Path]:
     metrics = load_metrics(campaign)
-    run_labels = {r: spec.get("label", r) for r, spec in campaign.runs.items()}
+    extractor = next((m.get("extractor") for m in metrics.values()), "")
+    run_labels = {r: spec.get("label", r) for r, spec in campaign.config["runs"].items()}
     written = []
-    for name, spec in campaign.config.get("plots", {}).items():
+    for name, spec in campaign.config["plots"].items():
         path = Path(out_dir) / f"{name}.png"
-        draw(name, spec, metrics, run_labels, path)
+        draw(name, spec, campaign, metrics, run_labels, path, extractor)
         written.append(path)
     write_json(Path(out_dir) / "done.json", {"plots": [str(p) for p in written]})
     return written

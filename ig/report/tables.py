@@ -1,81 +1,191 @@
-"""``ig table``: each configured table as CSV, Markdown and LaTeX, paper | ours | difference
-(only ours where the table names no paper number)."""
+"""``ig table``: each configured table as Markdown, CSV and LaTeX, every number with its error.
+
+A row is a setting (run, milestone, guidance, labels); each metric cell reads ``value ± error``:
+for one training seed the sampling (bootstrap) standard error, for several the mean ± the standard
+deviation over seeds, with the mean sampling error in parentheses. Where the row names a paper
+number, the paper's value and ours − paper follow, with whether ours is within noise of it.
+
+A table's ``comparisons`` are paired differences ``a − b`` (same sampling seeds, so shared noise
+cancels), each ``Δ ± error`` with a verdict from :func:`ig.evaluation.uncertainty.verdict`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from ig import campaign as campaign_mod
-from ig.report.results import METRIC_NAMES, load_metrics, load_paper, paper_value
+from ig.evaluation.uncertainty import Difference, verdict
+from ig.report.results import METRIC_NAMES, Cell, cell, difference, load_metrics, load_paper, paper_value
 from ig.utils.io import atomic_path
 
-
-def build_table(table: dict, metrics: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """Rows = the table's settings; per metric three columns: paper, ours, ours − paper."""
-    out = []
-    for row in table["rows"]:
-        s = campaign_mod.Campaign.row_set(row)
-        mine = metrics[
-            (metrics.run == s.run)
-            & (metrics.milestone == s.milestone)
-            & (metrics.guidance == s.guidance)
-            & (metrics.labels == s.labels)
-        ]
-        record = {"setting": row["label"]}
-        for m in table["metrics"]:
-            ours = mine[m].iloc[0] if len(mine) else None
-            ref = paper_value(paper, row["paper"], m) if "paper" in row else None
-            ours = None if ours is None or (isinstance(ours, float) and math.isnan(ours)) else float(ours)
-            record[f"{m}_paper"] = ref
-            record[f"{m}_ours"] = ours
-            record[f"{m}_diff"] = ours - ref if ours is not None and ref is not None else None
-        out.append(record)
-    return pd.DataFrame(out)
+PAPER_VERDICTS = {"better": "ours better", "worse": "ours worse", "within noise": "within noise"}
 
 
-def _fmt(value, metric: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _decimals(metric: str) -> int:
+    return 3 if metric in ("precision", "recall") else 2
+
+
+def format_cell(c: Cell | None, metric: str) -> str:
+    if c is None:
         return "–"
-    return f"{value:.3f}" if metric in ("precision", "recall") else f"{value:.2f}"
+    f = f".{_decimals(metric)}f"
+    if c.n > 1:
+        sampling = f" (±{c.sampling_se:{f}})" if c.sampling_se is not None else ""
+        return f"{c.value:{f}} ± {c.seed_std:{f}}{sampling}"
+    return f"{c.value:{f}}" + (f" ± {c.sampling_se:{f}}" if c.sampling_se is not None else "")
 
 
-def _kinds(table: dict) -> tuple[str, ...]:
-    """Paper, ours and difference columns per metric; only ours where no row names a paper number."""
-    return ("paper", "ours", "diff") if any("paper" in row for row in table["rows"]) else ("ours",)
+def format_difference(d: Difference | None, metric: str, words: dict[str, str] | None = None) -> str:
+    if d is None:
+        return "–"
+    f = f".{_decimals(metric)}f"
+    judged = verdict(d, metric)
+    return f"{d.delta:+{f}} ± {d.se:{f}} {(words or {}).get(judged, judged)}"
 
 
-def _cells(r: pd.Series, table: dict) -> list[str]:
-    return [_fmt(r[f"{m}_{w}"], m) for m in table["metrics"] for w in _kinds(table)]
+def build_rows(campaign: campaign_mod.Campaign, table: dict, metrics: dict, paper: pd.DataFrame) -> list[dict]:
+    """Per row: its label, and per metric the cell, the paper's number and ours − paper."""
+    rows = []
+    for row in table["rows"]:
+        sets = campaign.row_sets(row["ours"])
+        out: dict[str, Any] = {"label": row["label"], "seeds": len(sets)}
+        for m in table["metrics"]:
+            c = cell(sets, metrics, m)
+            ref = paper_value(paper, row["paper"], m) if "paper" in row else None
+            out[m] = c
+            out[f"{m}_paper"] = ref
+            gap = c.error if c is not None else None
+            out[f"{m}_vs_paper"] = (
+                None if c is None or ref is None else Difference(c.value - ref, gap.se, False, gap.dof)
+            )
+        rows.append(out)
+    return rows
 
 
-def to_markdown(table: dict, frame: pd.DataFrame, extractor: str | None) -> str:
-    metrics, kinds = table["metrics"], _kinds(table)
-    names = {"paper": " paper", "ours": " ours" if len(kinds) > 1 else "", "diff": " Δ"}
-    header = ["Setting"] + [f"{METRIC_NAMES[m]}{names[w]}" for m in metrics for w in kinds]
+def build_comparisons(campaign: campaign_mod.Campaign, table: dict, metrics: dict) -> list[dict]:
+    """Per comparison: its label and per metric the paired difference a − b."""
+    out = []
+    for comparison in table["comparisons"]:
+        a_sets, b_sets = campaign.row_sets(comparison["a"]), campaign.row_sets(comparison["b"])
+        record: dict[str, Any] = {"label": comparison["label"]}
+        for m in table["metrics"]:
+            a, b = cell(a_sets, metrics, m), cell(b_sets, metrics, m)
+            record[m] = None if a is None or b is None else difference(a, b, m)
+        out.append(record)
+    return out
+
+
+def _has_paper(table: dict) -> bool:
+    return any("paper" in row for row in table["rows"])
+
+
+def to_markdown(table: dict, rows: list[dict], comparisons: list[dict], extractor: str | None) -> str:
+    metrics = table["metrics"]
+    header = ["Setting"]
+    for m in metrics:
+        header += (
+            [f"{METRIC_NAMES[m]} paper", f"{METRIC_NAMES[m]} ours", f"{METRIC_NAMES[m]} ours − paper"]
+            if _has_paper(table)
+            else [METRIC_NAMES[m]]
+        )
     lines = [f"### {table['title']}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, r in frame.iterrows():
-        cells = [r["setting"], *_cells(r, table)]
+    for r in rows:
+        cells = [r["label"]]
+        for m in metrics:
+            if _has_paper(table):
+                ref = r[f"{m}_paper"]
+                cells += [
+                    "–" if ref is None else f"{ref:.{_decimals(m)}f}",
+                    format_cell(r[m], m),
+                    format_difference(r[f"{m}_vs_paper"], m, PAPER_VERDICTS),
+                ]
+            else:
+                cells.append(format_cell(r[m], m))
         lines.append("| " + " | ".join(cells) + " |")
-    if extractor:
-        lines += ["", f"Ours: metrics in the feature space of `{extractor}`."]
+    if comparisons:
+        header = ["Paired comparison (a − b)"] + [f"Δ {METRIC_NAMES[m]}" for m in metrics]
+        lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for c in comparisons:
+            lines.append("| " + " | ".join([c["label"], *(format_difference(c[m], m) for m in metrics)]) + " |")
+    lines += ["", legend(rows, extractor)]
     return "\n".join(lines) + "\n"
 
 
-def to_latex(table: dict, frame: pd.DataFrame) -> str:
-    metrics, kinds = table["metrics"], _kinds(table)
-    cols = "l" + "r" * len(kinds) * len(metrics)
-    if len(kinds) > 1:
-        head = [
-            " & ".join(["Setting"] + [rf"\multicolumn{{3}}{{c}}{{{METRIC_NAMES[m]}}}" for m in metrics]) + r" \\",
-            " & ".join([""] + ["paper & ours & $\\Delta$"] * len(metrics)) + r" \\",
-        ]
-    else:
-        head = [" & ".join(["Setting"] + [METRIC_NAMES[m] for m in metrics]) + r" \\"]
-    body = [" & ".join([_latex_escape(r["setting"]), *_cells(r, table)]) + r" \\" for _, r in frame.iterrows()]
+def legend(rows: list[dict], extractor: str | None) -> str:
+    seeds = max((r["seeds"] for r in rows), default=1)
+    text = "Ours: value ± sampling standard error (bootstrap over generated samples)"
+    if seeds > 1:
+        text += "; over several training seeds: mean ± std over seeds (± mean sampling error)"
+    text += (
+        ". Differences: ± their standard error (paired: same sampling seeds; over seeds: their spread / √n), "
+        "and whether the 95 % interval excludes 0 (`ig.evaluation.uncertainty.verdict`)."
+    )
+    if extractor:
+        text += f" Feature space: `{extractor}`."
+    return text
+
+
+def to_csv(table: dict, rows: list[dict], comparisons: list[dict]) -> str:
+    records = []
+    for r in rows:
+        record: dict[str, Any] = {"kind": "row", "setting": r["label"], "seeds": r["seeds"]}
+        for m in table["metrics"]:
+            c, d = r[m], r[f"{m}_vs_paper"]
+            record |= {
+                m: None if c is None else c.value,
+                f"{m}_se": None if c is None else c.sampling_se,
+                f"{m}_seed_std": None if c is None else c.seed_std,
+                f"{m}_paper": r[f"{m}_paper"],
+                f"{m}_minus_paper": None if d is None else d.delta,
+                f"{m}_vs_paper": None if d is None else verdict(d, m),
+            }
+        records.append(record)
+    for comparison in comparisons:
+        record = {"kind": "comparison", "setting": comparison["label"]}
+        for m in table["metrics"]:
+            d = comparison[m]
+            record |= {m: None if d is None else d.delta, f"{m}_se": None if d is None else d.se}
+            record[f"{m}_verdict"] = None if d is None else verdict(d, m)
+        records.append(record)
+    return pd.DataFrame(records).to_csv(index=False)
+
+
+def to_latex(table: dict, rows: list[dict], comparisons: list[dict]) -> str:
+    metrics = table["metrics"]
+    paper = _has_paper(table)
+    per_metric = ("paper", "ours", "$\\Delta$") if paper else ("",)
+    cols = "l" + "r" * len(per_metric) * len(metrics)
+    head = [
+        " & ".join(["Setting"] + [rf"\multicolumn{{{len(per_metric)}}}{{c}}{{{METRIC_NAMES[m]}}}" for m in metrics])
+    ]
+    if paper:
+        head.append(" & ".join([""] + [" & ".join(per_metric)] * len(metrics)))
+    body = []
+    for r in rows:
+        cells = [_latex_escape(r["label"])]
+        for m in metrics:
+            ours = format_cell(r[m], m).replace("±", r"$\pm$")
+            if paper:
+                ref, d = r[f"{m}_paper"], r[f"{m}_vs_paper"]
+                cells += [
+                    "--" if ref is None else f"{ref:.{_decimals(m)}f}",
+                    ours,
+                    "--" if d is None else f"{d.delta:+.2f}",
+                ]
+            else:
+                cells.append(ours)
+        body.append(" & ".join(cells) + r" \\")
+    for c in comparisons:
+        cells = [_latex_escape(c["label"])]
+        for m in metrics:
+            d = c[m]
+            text = "--" if d is None else f"{d.delta:+.{_decimals(m)}f} $\\pm$ {d.se:.{_decimals(m)}f}"
+            cells += [""] * (len(per_metric) - 1) + [text]
+        body.append(" & ".join(cells) + r" \\")
     return "\n".join(
         [
             r"\begin{table}[t]",
@@ -83,7 +193,7 @@ def to_latex(table: dict, frame: pd.DataFrame) -> str:
             rf"\caption{{{_latex_escape(table['title'])}}}",
             rf"\begin{{tabular}}{{{cols}}}",
             r"\toprule",
-            *head,
+            *(h + r" \\" for h in head),
             r"\midrule",
             *body,
             r"\bottomrule",
@@ -103,15 +213,15 @@ def _latex_escape(text: str) -> str:
 def write_tables(campaign: campaign_mod.Campaign, paper_csv: str | Path, out_dir: str | Path) -> list[Path]:
     metrics = load_metrics(campaign)
     paper = load_paper(paper_csv)
-    extractor = metrics["extractor"].iloc[0] if len(metrics) else None
+    extractor = next((m.get("extractor") for m in metrics.values()), None)
     written = []
-    for table in campaign.config.get("tables", []):
-        frame = build_table(table, metrics, paper)
+    for table in campaign.config["tables"]:
+        rows, comparisons = build_rows(campaign, table, metrics, paper), build_comparisons(campaign, table, metrics)
         base = Path(out_dir) / table["name"]
         for suffix, text in (
-            (".csv", frame.to_csv(index=False)),
-            (".tex", to_latex(table, frame)),
-            (".md", to_markdown(table, frame, extractor)),  # last: the workflow's declared output
+            (".csv", to_csv(table, rows, comparisons)),
+            (".tex", to_latex(table, rows, comparisons)),
+            (".md", to_markdown(table, rows, comparisons, extractor)),  # last: the workflow's declared output
         ):
             with atomic_path(base.with_suffix(suffix)) as tmp:
                 tmp.write_text(text)

@@ -31,12 +31,13 @@ from tqdm import tqdm
 
 from ig.errors import IGError
 from ig.guidance import Guidance, GuidedVelocity
-from ig.samplers import sample
+from ig.sampling.integrators import sample
+from ig.sampling.settings import SamplerSettings
 from ig.toy2d.metrics import METRICS, evaluate
 from ig.toy2d.mixture import OUTLINE_DROP, TreeMixture
 from ig.toy2d.model import ToyDenoiser
 from ig.toy2d.plot import Background, Panel, save_figure
-from ig.toy2d.train import TrainConfig, train
+from ig.toy2d.train import ToyTraining, train
 from ig.utils.io import atomic_path, read_yaml_mapping, write_json
 from ig.utils.seeding import derive_seed
 from ig.utils.seeding import generator as named_generator
@@ -141,9 +142,9 @@ def run_seed(
     """Train, sample and score every row for one seed; returns metrics and class-A samples per row."""
     tree = TreeMixture()
     levels = tree.outline_levels()
-    config = TrainConfig(batch=settings.batch, lam=settings.lam)
+    config = ToyTraining(batch=settings.batch, lam=settings.lam)
 
-    def fit(name: str, model: ToyDenoiser, cfg: TrainConfig, snapshots: list[int]) -> dict[int, torch.nn.Module]:
+    def fit(name: str, model: ToyDenoiser, cfg: ToyTraining, snapshots: list[int]) -> dict[int, torch.nn.Module]:
         return train(model, tree, cfg, snapshots, named_generator("toy2d", seed, name), on_step=lambda: tick(1))
 
     torch.manual_seed(derive_seed("toy2d", seed, "init"))
@@ -177,7 +178,7 @@ def run_seed(
         else:
             velocity = GuidedVelocity(models[row.model][row.iters], row.guidance, weak_model=weak[settings.early_iters])
             noise = torch.randn(len(y), 2, generator=g)
-            x = sample(velocity, noise, y, method="heun", steps=settings.steps, shift=settings.shift, generator=g)
+            x = sample(velocity, noise, y, SamplerSettings(method="heun", steps=settings.steps, shift=settings.shift))
         metrics[row.key] = evaluate(tree, x, y, levels, g)
         samples[row.key] = x[y == 0]
         tick(settings.steps)

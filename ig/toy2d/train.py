@@ -1,4 +1,4 @@
-"""Training the toy denoisers with the project's IG loss (``ig.transport.ig_losses``).
+"""Training the toy denoisers with the project's IG loss (``ig.losses.ig_losses``).
 
 We use the sample-based loss, not EDM2's exact-score regression: it is the loss the image models
 train with (same code, same ``lam``/``omega`` semantics, including the Section-6 ω objective).
@@ -26,12 +26,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ig.losses import ig_losses
 from ig.toy2d.mixture import TreeMixture
-from ig.transport import ig_losses
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class ToyTraining:
     batch: int = 1024
     lr: float = 1e-2
     lr_decay_start: int = 512
@@ -57,7 +57,7 @@ def sample_batch(
 def train(
     model: torch.nn.Module,
     tree: TreeMixture,
-    config: TrainConfig,
+    config: ToyTraining,
     snapshots: Iterable[int],
     generator: torch.Generator,
     on_step: Callable[[], None] = lambda: None,

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ig.models.dit import model_spec
-from ig.train.config import TrainConfig
-from ig.train.data import LatentDataset
-from ig.train.distributed import DistContext
+from ig.data.latents import LatentDataset
+from ig.distributed import DistContext
+from ig.models.sizes import model_options
+from ig.train.config import RunConfig
 from ig.train.engine import Trainer
 from ig.utils.io import save_npz, write_json
 
@@ -34,9 +34,9 @@ def bench_train_sit_b2(steps: int = 2) -> dict[str, Any]:
 
 
 def train_throughput(model: dict[str, Any], batch: int, steps: int) -> dict[str, Any]:
-    cfg = TrainConfig.from_dict({"model": model, "global_batch": batch})
+    cfg = RunConfig.from_dict({"model": model, "global_batch": batch})
     ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-    options = model_spec(model["name"]).defaults | model
+    options = model_options(**model)
     shape = (options["in_channels"], options["input_size"], options["input_size"])
     with tempfile.TemporaryDirectory() as tmp:
         data = LatentDataset(write_random_latents(Path(tmp), 2 * batch, shape, options["num_classes"]))

@@ -6,7 +6,7 @@ is also where the next segment starts:
 - ``model_config`` (for ``create_model(**model_config)``), ``model``, ``ema``, ``optimizer``,
   ``grad_scaler`` (state dicts);
 - ``step``, ``epoch`` (completed epochs), ``steps_per_epoch``: the step is also the position in
-  the data order (see ``ig.train.data``), and the learning-rate schedule is a function of it;
+  the data order (see ``ig.train.batches``), and the learning-rate schedule is a function of it;
 - ``rng``: torch (CPU and CUDA), Python and NumPy generator states of rank 0;
 - ``latent``: the latent space (normalisation, autoencoder, shape, classes) sampling needs;
 - ``run``: ``name``, ``config`` and ``fingerprint`` of the run config;

@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ig.train.config import TrainConfig
+from ig.train.config import RunConfig
 from ig.train.engine import Segment, run_segment
 
 
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    cfg = TrainConfig.from_file(args.run_config)
+    cfg = RunConfig.from_file(args.run_config)
     seg = Segment(
         latents=args.latents,
         out=args.out,

@@ -28,11 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from ig.errors import IGError
-from ig.transport import TIME_SCHEDULES
+from ig.models.sizes import model_options
 from ig.utils.io import read_yaml_mapping
 
+# The run config's vocabulary (the losses, optimizers and training loop import it from here).
 OPTIMIZERS = ("adamw", "muon")
 PRECISIONS = ("fp32", "bf16", "fp16")
+TIME_SCHEDULES = ("uniform", "lognormal")
 # Keys that do not change what is trained, so they may differ between segments of one run.
 EXECUTION_KEYS = (
     "name",
@@ -44,7 +46,7 @@ EXECUTION_KEYS = (
     "log_every",
 )
 
-# Release settings (shared/reference/official-code-and-numbers.md §1.5): AdamW of the SiT release,
+# Release settings (CVL-UESTC/Internal-Guidance: SiT/train.py, LightningDiT/train.py): AdamW of the SiT release,
 # MuonWithAuxAdam of the LightningDiT release (Muon for matrices, Adam for gains and biases).
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     "adamw": {"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
@@ -54,7 +56,7 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Arguments of :func:`ig.transport.ig_losses`."""
+    """Arguments of :func:`ig.losses.ig_losses`."""
 
     lam: float = 0.5
     omega: float = 0.0
@@ -96,7 +98,7 @@ class OptimizerConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class RunConfig:
     """One training run. ``model`` is ``{"name": ..., **overrides}`` for ``ig.models.create_model``."""
 
     model: dict[str, Any]
@@ -118,6 +120,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.model.get("name"), str):
             raise IGError("run config key 'model.name' is missing (e.g. model: {name: SiT-B/2})")
+        options = model_options(**self.model)  # an unknown size or option fails here, before any job runs
+        if options["ig_layer"] == 0 and (self.loss.lam > 0 or self.loss.omega != 0):
+            raise IGError(
+                f"run config: loss.lam={self.loss.lam} / loss.omega={self.loss.omega} train an intermediate head, "
+                "but model.ig_layer is 0; set model.ig_layer > 0 or loss.lam: 0"
+            )
         _check_choice("precision", self.precision, PRECISIONS)
         positive = ("global_batch", "resume_every_steps", "resume_every_minutes", "log_every")
         for key in positive:
@@ -129,14 +137,14 @@ class TrainConfig:
             raise IGError(f"run config key 'ema_decay' must lie in [0, 1), got {self.ema_decay}")
 
     @classmethod
-    def from_file(cls, path: str | Path) -> TrainConfig:
+    def from_file(cls, path: str | Path) -> RunConfig:
         """Read a YAML or JSON run config; ``name`` defaults to the file's stem."""
         data = read_yaml_mapping(path, what="run config")
         data.setdefault("name", Path(path).stem)
         return cls.from_dict(data)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         return _build(cls, data, prefix="")
 
     def to_dict(self) -> dict[str, Any]:

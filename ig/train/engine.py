@@ -1,8 +1,8 @@
 """One training segment: from the previous milestone (or from scratch) to the next milestone.
 
 A run is trained in segments so that no job outlives its wall time and every milestone is a
-workflow output that sampling can start from while the next segment trains
-(shared/reference/snakemake-and-slurm.md §2.4). Inside a segment nothing is lost either:
+workflow output that sampling can start from while the next segment trains (and a SLURM
+requeue or ``--retries`` reruns one segment, not the run). Inside a segment nothing is lost either:
 
 - **Start.** The resume file in ``--workdir`` if there is one (it must belong to this run config
   and this segment), else the ``--init`` milestone, else a fresh model from the run seed.
@@ -33,19 +33,23 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
 
+from ig import distributed
+from ig.data.latents import LatentDataset
+from ig.distributed import DistContext
 from ig.errors import IGError
+from ig.guidance import GuidedVelocity
+from ig.images import latent_preview, save_grid
+from ig.losses import ig_losses
 from ig.models import create_model
-from ig.train import distributed
+from ig.sampling.integrators import sample
+from ig.sampling.settings import SamplerSettings
+from ig.train.batches import BatchPlan, micro_batch_seed
 from ig.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from ig.train.config import EXECUTION_KEYS, TrainConfig
-from ig.train.data import BatchPlan, LatentDataset, micro_batch_seed
-from ig.train.distributed import DistContext
+from ig.train.config import EXECUTION_KEYS, RunConfig
 from ig.train.ema import EMA
-from ig.train.grid import save_grid
-from ig.train.metrics import LOSS_KEYS, MetricsLog
+from ig.train.log import LOSS_KEYS, TrainingLog
 from ig.train.optim import build_optimizer, set_learning_rate
-from ig.transport import ig_losses
-from ig.utils.seeding import derive_seed
+from ig.utils.seeding import derive_seed, generator
 
 log = logging.getLogger(__name__)
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -80,7 +84,7 @@ class Segment:
 class Trainer:
     """The model, its EMA and optimizer, and one optimisation step on one global batch."""
 
-    def __init__(self, cfg: TrainConfig, data: LatentDataset, ctx: DistContext) -> None:
+    def __init__(self, cfg: RunConfig, data: LatentDataset, ctx: DistContext) -> None:
         self.cfg, self.data, self.ctx = cfg, data, ctx
         self.plan = BatchPlan.build(cfg.global_batch, ctx.world_size, ctx.rank, cfg.max_device_batch)
         self.steps_per_epoch = self.plan.steps_per_epoch(data.num_images)
@@ -196,7 +200,7 @@ def checkpoint_blocks(model: torch.nn.Module) -> None:
         block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
 
 
-def run_segment(cfg: TrainConfig, seg: Segment) -> dict[str, Any]:
+def run_segment(cfg: RunConfig, seg: Segment) -> dict[str, Any]:
     """Train one segment (in every process of a distributed launch); returns the milestone's
     step and epoch."""
     ctx = distributed.setup(seg.device)
@@ -206,7 +210,7 @@ def run_segment(cfg: TrainConfig, seg: Segment) -> dict[str, Any]:
         distributed.teardown()
 
 
-def _run_segment(cfg: TrainConfig, seg: Segment, ctx: DistContext) -> dict[str, Any]:
+def _run_segment(cfg: RunConfig, seg: Segment, ctx: DistContext) -> dict[str, Any]:
     data = LatentDataset(seg.latents)
     trainer = Trainer(cfg, data, ctx)
     target = seg.target_step(trainer.steps_per_epoch)
@@ -222,7 +226,7 @@ def _run_segment(cfg: TrainConfig, seg: Segment, ctx: DistContext) -> dict[str, 
             cfg.name, trainer.step, target, trainer.steps_per_epoch, origin, ctx.world_size,
             trainer.plan.accum_steps, trainer.plan.micro_batch, ctx.device,
         )  # fmt: skip
-    metrics = MetricsLog(
+    metrics = TrainingLog(
         seg.log or seg.workdir / "metrics.jsonl",
         every=cfg.log_every,
         start_step=trainer.step,
@@ -261,14 +265,14 @@ def _run_segment(cfg: TrainConfig, seg: Segment, ctx: DistContext) -> dict[str, 
     if ctx.is_main:
         save_checkpoint(seg.out, trainer.state_dict() | {"segment": identity})
         if seg.grid is not None:
-            save_grid(trainer.ema.model, data.meta(), seg.grid, seed=cfg.seed)
+            save_grid(milestone_preview(trainer.ema.model, data.meta(), seed=cfg.seed), seg.grid)
         seg.resume_path.unlink(missing_ok=True)
         log.info("%s: milestone step %d (epoch %d) written to %s", cfg.name, trainer.step, epoch, seg.out)
     distributed.barrier()
     return {"step": trainer.step, "epoch": epoch, "out": str(seg.out)}
 
 
-def _starting_state(cfg: TrainConfig, seg: Segment, identity: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+def _starting_state(cfg: RunConfig, seg: Segment, identity: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
     """The state to start from and where it came from (see the module docstring)."""
     if seg.resume_path.is_file():
         state = load_checkpoint(seg.resume_path, what="resume file")
@@ -286,6 +290,17 @@ def _starting_state(cfg: TrainConfig, seg: Segment, identity: dict[str, Any]) ->
             raise IGError(f"--init {seg.init} was trained with another run config (differs in: {', '.join(changed)})")
         return state, f"--init {seg.init}"
     return None, "scratch"
+
+
+@torch.no_grad()
+def milestone_preview(model: torch.nn.Module, latent: dict[str, Any], *, seed: int, n: int = 16) -> np.ndarray:
+    """``n`` unguided EMA samples (classes spread over the label range, fixed noise, 32 Heun steps)
+    as uint8 images: a glance at whether training is on track."""
+    device = next(model.parameters()).device
+    y = torch.arange(n, device=device) * latent["num_classes"] // n
+    noise = torch.randn((n, *latent["latent_shape"]), generator=generator(seed, "grid")).to(device)
+    x = sample(GuidedVelocity(model), noise, y, SamplerSettings(method="heun", steps=32))
+    return latent_preview(x, latent)
 
 
 def _check_model_fits_data(model: torch.nn.Module, data: LatentDataset) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import submitit
 from submitit.helpers import Checkpointable, TorchDistributedEnvironment
 
-from ig.train.config import TrainConfig
+from ig.train.config import RunConfig
 from ig.train.engine import Segment, run_segment
 
 
@@ -55,14 +55,14 @@ class SubmitOptions:
 class TrainJob(Checkpointable):
     """What each task of the job runs; ``checkpoint()`` (inherited) resubmits it unchanged."""
 
-    def __call__(self, cfg: TrainConfig, seg: Segment) -> dict[str, Any]:
+    def __call__(self, cfg: RunConfig, seg: Segment) -> dict[str, Any]:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
         # overwrite: the submitting shell's RANK/MASTER_* (if any) travel into the job with --export=ALL
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         return run_segment(cfg, seg)
 
 
-def submit(cfg: TrainConfig, seg: Segment, options: SubmitOptions) -> submitit.Job:
+def submit(cfg: RunConfig, seg: Segment, options: SubmitOptions) -> submitit.Job:
     """Submit one segment; returns the submitit job (``job.result()`` waits for it)."""
     executor = submitit.AutoExecutor(
         folder=options.folder,

@@ -1,6 +1,7 @@
 """Optimizers of the two releases: AdamW (SiT + IG) and Muon with an auxiliary Adam (LightningDiT + IG).
 
-Muon is our implementation of the facts in shared/reference/official-code-and-numbers.md §1.5:
+Muon is our implementation of the release's ``MuonWithAuxAdam`` (CVL-UESTC/Internal-Guidance,
+``LightningDiT/muon_new.py``):
 matrices (``ndim >= 2``) follow Nesterov momentum (0.95), orthogonalised by 5 quintic
 Newton–Schulz steps (3.4445, −4.7750, 2.0315) in bf16 after scaling to unit Frobenius norm, times
 ``sqrt(max(1, rows/cols))``; the step size is ``lr · 0.2 · sqrt(max(rows, cols))`` and weight decay

@@ -1,13 +1,15 @@
-"""Atomic writes and safe loads.
+"""Atomic writes, safe loads, and the file facts every stage shares (shard names, digests).
 
 Every output of a pipeline stage is written under a temporary name in the destination folder
 and renamed into place only when complete, so a killed job never leaves a half-written file that
-a rerun would mistake for a finished one.
+a rerun would mistake for a finished one. torch is imported only by the functions that read or
+write torch files, so that reading configs stays light.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pickle
@@ -17,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 
 from ig.errors import IGError
@@ -42,14 +43,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def shard_path(folder: str | os.PathLike, index: int) -> Path:
+    """``<folder>/shard-00042.npz``: the file name of shard ``index`` of latents and of samples."""
+    return Path(folder) / f"shard-{index:05d}.npz"
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's content, read in 1 MiB blocks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` atomically."""
+    import torch
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
 
 def unpicklable_objects(path: Path) -> list[str]:
     """Names of the Python classes a torch file pickles that ``weights_only`` refuses."""
+    import torch
+
     try:
         return torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except Exception:  # noqa: BLE001 - an unreadable file has none to name
@@ -59,6 +78,8 @@ def unpicklable_objects(path: Path) -> list[str]:
 def load_torch(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     """``torch.load`` with ``weights_only=True`` (never runs code from the file) and a one-line error
     for missing, corrupt or object-pickling files."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise IGError(f"{what} not found: {path}")

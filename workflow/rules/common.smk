@@ -1,7 +1,7 @@
-# Config validation and the input functions every rule uses. The campaign logic itself
-# (milestones, sample sets, paths) is ig.campaign, shared with `ig table`/`ig plot`/`ig plan`.
+# Config validation and the input functions every rule uses. The campaign itself (runs,
+# milestones, sample sets, and the path of every file) is ig.campaign, shared with `ig table`,
+# `ig plot`, `ig plan` and `ig tune`; rules take their paths from C.path.
 import json
-import os
 import re
 import shlex
 import sys
@@ -12,28 +12,49 @@ from ig.campaign import Campaign, milestone_target, validate
 from ig.errors import IGError
 from ig.utils.io import write_text_if_changed
 
+DRY_RUN = any(
+    arg in ("-n", "--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg)
+    for arg in sys.argv[1:]
+)
+
 try:
-    C = Campaign(validate(config, workflow.source_path("../schemas/config.schema.yaml")))
+    C = Campaign(
+        validate(config, workflow.source_path("../schemas/config.schema.yaml")),
+        dry_run=DRY_RUN,
+    )
 except IGError as exc:
     raise WorkflowError(str(exc)) from None
 
-R = str(C.root)
 ASSETS = config["assets_dir"]
+FETCHED = f"{ASSETS}/.fetched-{config['name']}"  # the fetch_assets stamp: every asset is there
 SETS = C.sample_sets()
-CAMPAIGN = f"{R}/campaign.yaml"
-PAPER_NUMBERS = os.path.join(workflow.basedir, "results", "paper", "numbers.csv")  # tracked, beside the Snakefile
+PAPER_NUMBERS = workflow.source_path("../../results/paper/numbers.csv")
+
+
+def log_path(rule: str, name: str) -> str:
+    """Every rule's log: logs/<campaign>/<rule>/<name>.log."""
+    return f"logs/{config['name']}/{rule}/{name}.log"
+
+
+def q(value) -> str:
+    """A config value quoted for the shell (paths with spaces, JSON)."""
+    return shlex.quote(str(value))
+
 
 # The resolved config (defaults filled in) and each run's training config are written at parse
 # time, and only when their content changes: their mtime then tells Snakemake exactly when the
 # tables (campaign.yaml) or a run's checkpoints (run.yaml) are out of date.
-write_text_if_changed(CAMPAIGN, yaml.safe_dump(config, sort_keys=False))
-for _run, _spec in C.runs.items():
-    if "train" in _spec:
-        write_text_if_changed(f"{R}/runs/{_run}/run.yaml", yaml.safe_dump({"name": _run, **_spec["train"]}, sort_keys=False))
+write_text_if_changed(C.path("campaign"), yaml.safe_dump(config, sort_keys=False))
+for _run in C.runs:
+    if not C.is_imported(_run):
+        write_text_if_changed(
+            C.path("run_config", run=_run),
+            yaml.safe_dump(C.run_config(_run).to_dict(), sort_keys=False),
+        )
 
 
 # `snakemake -n` prints what the campaign will cost (jobs, estimated GPU-hours) before the DAG.
-if any(arg in ("-n", "--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg) for arg in sys.argv[1:]):
+if DRY_RUN:
     from ig.report.plan import format_plan, plan
 
     print(format_plan(plan(C)), file=sys.stderr)
@@ -49,11 +70,11 @@ wildcard_constraints:
 
 def final_outputs():
     outputs = [C.metrics(s) for s in SETS]
-    outputs += expand(f"{R}/tables/{{table}}.md", table=[t["name"] for t in config["tables"]])
+    outputs += [C.path("table", table=t["name"]) for t in config["tables"]]
     if config["tables"] or config["plots"]:
-        outputs.append(f"{R}/plots/done.json")
-    if config["toy2d"].get("enabled", True):
-        outputs.append(f"{R}/toy2d/metrics.md")
+        outputs.append(C.path("plots_done"))
+    if config["toy2d"]["enabled"]:
+        outputs.append(C.path("toy2d_table"))
     return outputs
 
 
@@ -67,7 +88,7 @@ def dataset_args(dataset: dict, resolution: bool = True) -> str:
     if resolution:
         args += f" --resolution {dataset['resolution']}"
     if dataset["root"]:
-        args += f" --data-root {shlex.quote(dataset['root'])}"
+        args += f" --data-root {q(dataset['root'])}"
     return args
 
 
@@ -78,39 +99,38 @@ def latent_spec(wildcards) -> dict:
 def autoencoder_input(wildcards):
     """The tiny autoencoder is trained by the workflow; the others are fetched assets."""
     if latent_spec(wildcards)["autoencoder"]["kind"] == "tiny":
-        return f"{R}/autoencoders/{wildcards.latents}/config.json"
+        return C.path("autoencoder", latents=wildcards.latents)
     return []
-
-
-def autoencoder_arg(wildcards) -> str:
-    ae = latent_spec(wildcards)["autoencoder"]
-    path = f"{R}/autoencoders/{wildcards.latents}" if ae["kind"] == "tiny" else ae["path"]
-    return f"--autoencoder-kind {ae['kind']} --autoencoder {path}"
 
 
 def encode_args(wildcards) -> str:
     spec = latent_spec(wildcards)
-    args = f"{dataset_args(spec['dataset'])} {autoencoder_arg(wildcards)} --format {spec['format']}"
-    args += f" --num-shards {spec['num_shards']} --assets-dir {ASSETS}"
+    ae = spec["autoencoder"]
+    path = C.path("autoencoder_dir", latents=wildcards.latents) if ae["kind"] == "tiny" else ae["path"]
+    args = f"{dataset_args(spec['dataset'])} --autoencoder-kind {ae['kind']} --autoencoder {q(path)}"
+    args += f" --format {spec['format']} --num-shards {spec['num_shards']} --assets-dir {q(ASSETS)}"
     if spec["dataset"]["limit"]:
         args += f" --limit {spec['dataset']['limit']}"
     return args
 
 
 def latent_shards(wildcards):
-    shards = [f"{i:05d}" for i in range(latent_spec(wildcards)["num_shards"])]
-    return expand(f"{R}/latents/{wildcards.latents}/shard-{{shard}}.npz", shard=shards)
+    count = latent_spec(wildcards)["num_shards"]
+    return [C.path("latent_shard", latents=wildcards.latents, shard=f"{i:05d}") for i in range(count)]
 
 
 def flags(options: dict) -> str:
     """A config mapping as command-line flags: {max_steps: 5} -> --max-steps 5."""
-    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in options.items())
+    return " ".join(f"--{key.replace('_', '-')} {q(value)}" for key, value in options.items())
 
 
 # --- training -----------------------------------------------------------------------------
 def segment_inputs(wildcards):
     latents = C.latents_of(wildcards.run)
-    inputs = {"run_config": f"{R}/runs/{wildcards.run}/run.yaml", "latents": f"{R}/latents/{latents}/manifest.json"}
+    inputs = {
+        "run_config": C.path("run_config", run=wildcards.run),
+        "latents": C.path("latent_manifest", latents=latents),
+    }
     prev = C.previous(wildcards.run, wildcards.milestone)
     if prev is not None:
         inputs["init"] = C.checkpoint(wildcards.run, prev)
@@ -122,11 +142,11 @@ def ig_launcher(gpus: int) -> str:
     return "ig" if gpus == 1 else f"torchrun --standalone --nproc_per_node={gpus} -m ig"
 
 
-def segment_args(wildcards, input):
+def segment_args(wildcards, input) -> str:
     unit, value = milestone_target(wildcards.milestone)
     args = f"--until-{unit} {value}"
     if "init" in input.keys():
-        args += f" --init {input.init}"
+        args += f" --init {q(input.init)}"
     return args
 
 
@@ -137,14 +157,15 @@ def runs_regex(imported: bool) -> str:
     return "|".join(names) if names else "(?!)"
 
 
-def import_args(wildcards):
+def import_args(wildcards) -> str:
     spec = config["runs"][wildcards.run]["import"]
     ae = config["latents"][spec["latents"]]["autoencoder"]
     unit, value = milestone_target(wildcards.milestone)
-    args = f"--model {spec['model']} --asset {spec['asset']} --assets-dir {ASSETS} --autoencoder {ae['kind']}:{ae['path']}"
+    args = f"--model {spec['model']} --asset {spec['asset']} --assets-dir {q(ASSETS)}"
+    args += f" --autoencoder {q(ae['kind'] + ':' + ae['path'])}"
     args += f" --epoch {value}" if unit == "epoch" else ""
     if spec["overrides"]:
-        args += f" --overrides {shlex.quote(json.dumps(spec['overrides']))}"
+        args += f" --overrides {q(json.dumps(spec['overrides']))}"
     return args
 
 
@@ -156,45 +177,42 @@ def sample_inputs(wildcards):
         inputs["weak"] = C.checkpoint(*weak)
     latents = C.latents_of(wildcards.run)
     if config["latents"][latents]["autoencoder"]["kind"] == "tiny":
-        inputs["autoencoder"] = f"{R}/autoencoders/{latents}/config.json"
+        inputs["autoencoder"] = C.path("autoencoder", latents=latents)
     elif config["assets"]:
         inputs["assets"] = FETCHED
     return inputs
 
 
-def sample_args(wildcards, input):
-    s = C.sampling(wildcards.run)
+def sample_args(wildcards, input) -> str:
     g = C.guidance(wildcards.guidance)
-    args = [
-        f"--num-samples {s['num_samples']} --shard-size {s['shard_size']} --batch-size {s['batch_size']}",
-        f"--method {s['method']} --steps {s['steps']} --t-last {s['t_last']} --shift {s['shift']}",
-        f"--precision {s['precision']} --labels {wildcards.labels}",
-        f"--ig-scale {g.ig_scale} --ig-interval {g.ig_interval[0]} {g.ig_interval[1]}",
-        f"--cfg-scale {g.cfg_scale} --cfg-interval {g.cfg_interval[0]} {g.cfg_interval[1]}",
-        f"--ag-scale {g.ag_scale} --ag-interval {g.ag_interval[0]} {g.ag_interval[1]}",
-        f"--assets-dir {ASSETS}",
-    ]
+    args = [flags(C.sampling(wildcards.run).to_dict()), f"--labels {wildcards.labels}", f"--assets-dir {q(ASSETS)}"]
+    for name in ("ig", "cfg", "ag"):
+        low, high = getattr(g, f"{name}_interval")
+        args.append(f"--{name}-scale {getattr(g, f'{name}_scale')} --{name}-interval {low} {high}")
     if "weak" in input.keys():
-        args.append(f"--ag-checkpoint {input.weak}")
+        args.append(f"--ag-checkpoint {q(input.weak)}")
     return " ".join(args)
 
 
 # --- evaluation ---------------------------------------------------------------------------
-FETCHED = f"{ASSETS}/.fetched-{config['name']}"  # the fetch_assets stamp: every asset is there
-
-
 def extractor_input(wildcards=None):
     if config["evaluation"]["extractor"] == "classifier":
-        return f"{R}/classifier.pt"
+        return C.path("classifier")
     return FETCHED
 
 
 def extractor_arg() -> str:
     if config["evaluation"]["extractor"] == "classifier":
-        return f"classifier:{R}/classifier.pt"
-    return f"inception:{ASSETS}/torch-fidelity/weights-inception-2015-12-05-6726825d.pth"
+        return q(f"classifier:{C.path('classifier')}")
+    return q(f"inception:{ASSETS}/torch-fidelity/weights-inception-2015-12-05-6726825d.pth")
 
 
 def assets_input(wildcards=None):
     """Rules that read fetched assets depend on the stamp of the local fetch_assets rule."""
     return FETCHED if config["assets"] else []
+
+
+# --- the 2D toy ---------------------------------------------------------------------------
+def toy2d_args() -> str:
+    toy = config["toy2d"]
+    return ("--quick " if toy["quick"] else "") + (f"--seeds {toy['seeds']}" if toy["seeds"] else "")

@@ -3,16 +3,16 @@
 
 rule train_autoencoder:
     output:
-        config=f"{R}/autoencoders/{{latents}}/config.json",
+        config=C.path("autoencoder"),
     params:
-        folder=f"{R}/autoencoders/{{latents}}",
+        folder=C.path("autoencoder_dir"),
         data=lambda wc: dataset_args(latent_spec(wc)["dataset"], resolution=False),
         train=lambda wc: flags(latent_spec(wc)["autoencoder"]["train"]),
     log:
-        f"logs/{config['name']}/train_autoencoder/{{latents}}.log",
+        log_path("train_autoencoder", "{latents}"),
     threads: 1
     shell:
-        "ig train-autoencoder {params.data} --out {params.folder} {params.train} > {log} 2>&1"
+        "ig train-autoencoder {params.data} --out {params.folder:q} {params.train} > {log:q} 2>&1"
 
 
 rule encode_shard:
@@ -20,15 +20,15 @@ rule encode_shard:
         autoencoder=autoencoder_input,
         assets=assets_input,
     output:
-        shard=f"{R}/latents/{{latents}}/shard-{{shard}}.npz",
+        shard=C.path("latent_shard"),
     params:
-        folder=f"{R}/latents/{{latents}}",
+        folder=C.path("latents"),
         args=encode_args,
     log:
-        f"logs/{config['name']}/encode/{{latents}}/{{shard}}.log",
+        log_path("encode", "{latents}/{shard}"),
     threads: 1
     shell:
-        "ig encode {params.args} --out-dir {params.folder} --shard {wildcards.shard} > {log} 2>&1"
+        "ig encode {params.args} --out-dir {params.folder:q} --shard {wildcards.shard} > {log:q} 2>&1"
 
 
 # `ig encode` writes the manifest once every shard exists; this gathers after the last shard.
@@ -36,11 +36,11 @@ rule latent_manifest:
     input:
         shards=latent_shards,
     output:
-        manifest=f"{R}/latents/{{latents}}/manifest.json",
+        manifest=C.path("latent_manifest"),
     params:
-        folder=f"{R}/latents/{{latents}}",
+        folder=C.path("latents"),
         args=encode_args,
     log:
-        f"logs/{config['name']}/encode/{{latents}}/manifest.log",
+        log_path("encode", "{latents}/manifest"),
     shell:
-        "ig encode {params.args} --out-dir {params.folder} > {log} 2>&1"
+        "ig encode {params.args} --out-dir {params.folder:q} > {log:q} 2>&1"

@@ -1,17 +1,18 @@
-# Reference statistics (once), then FID/sFID/IS/precision/recall per sample set.
+# Reference statistics (once), then FID/sFID/IS/precision/recall, each with its sampling error,
+# per sample set.
 
 
 rule train_classifier:
     output:
-        checkpoint=f"{R}/classifier.pt",
+        checkpoint=C.path("classifier"),
     params:
         data=dataset_args(config["evaluation"]["dataset"]),
         train=flags(config["evaluation"]["classifier"]),
     log:
-        f"logs/{config['name']}/train_classifier.log",
+        log_path("train_classifier", "classifier"),
     threads: 1
     shell:
-        "ig train-classifier {params.data} --out {output.checkpoint} {params.train} > {log} 2>&1"
+        "ig train-classifier {params.data} --out {output.checkpoint:q} {params.train} > {log:q} 2>&1"
 
 
 rule reference_stats:
@@ -19,38 +20,36 @@ rule reference_stats:
         extractor=extractor_input,
         assets=assets_input,
     output:
-        reference=f"{R}/reference.npz",
+        reference=C.path("reference"),
     params:
         source=(
-            f"--images {config['evaluation']['reference']}"
+            f"--images {q(config['evaluation']['reference'])}"
             if config["evaluation"]["reference"]
             else dataset_args(config["evaluation"]["dataset"])
         ),
         extractor=extractor_arg(),
         pr_images=config["evaluation"]["reference_images"],
     log:
-        f"logs/{config['name']}/reference_stats.log",
+        log_path("reference_stats", "reference"),
     threads: 1
     shell:
         "ig reference {params.source} --extractor {params.extractor} --pr-images {params.pr_images} "
-        "--out {output.reference} > {log} 2>&1"
+        "--out {output.reference:q} > {log:q} 2>&1"
 
 
 rule evaluate:
     input:
-        samples=f"{R}/samples/{{run}}/{{milestone}}/{{guidance}}/{{labels}}/samples.json",
-        reference=f"{R}/reference.npz",
+        samples=C.path("sample_manifest"),
+        reference=C.path("reference"),
         extractor=extractor_input,
     output:
-        metrics=f"{R}/metrics/{{run}}/{{milestone}}/{{guidance}}/{{labels}}.json",
+        metrics=C.path("metrics"),
     params:
-        folder=f"{R}/samples/{{run}}/{{milestone}}/{{guidance}}/{{labels}}",
         extractor=extractor_arg(),
-        # with Inception, a missing IS (weights without the logits layer) is an error, not a null
-        require_is="--require-is" if config["evaluation"]["extractor"] == "inception" else "",
+        options=flags(config["evaluation"]["metrics"]),
     log:
-        f"logs/{config['name']}/evaluate/{{run}}/{{milestone}}/{{guidance}}-{{labels}}.log",
+        log_path("evaluate", "{run}/{milestone}/{guidance}-{labels}"),
     threads: 1
     shell:
-        "ig evaluate {params.folder} --reference {input.reference} --extractor {params.extractor} "
-        "{params.require_is} --out {output.metrics} > {log} 2>&1"
+        "ig evaluate {input.samples:q} --reference {input.reference:q} --extractor {params.extractor} "
+        "{params.options} --out {output.metrics:q} > {log:q} 2>&1"

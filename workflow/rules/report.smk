@@ -3,45 +3,51 @@
 
 rule tables:
     input:
-        campaign=CAMPAIGN,
+        campaign=C.path("campaign"),
         metrics=[C.metrics(s) for s in SETS],
         paper=PAPER_NUMBERS,
     output:
         tables=[
             report(
-                f"{R}/tables/{t['name']}.md",
+                C.path("table", table=t["name"]),
                 category="Tables",
                 labels={"table": t["name"]},
                 caption="../report/table.rst",
             )
             for t in config["tables"]
         ],
+    params:
+        folder=C.path("tables"),
     log:
-        f"logs/{config['name']}/tables.log",
+        log_path("tables", "tables"),
     shell:
-        "ig table --config {input.campaign} --paper {input.paper} --out-dir {R}/tables > {log} 2>&1"
+        "ig table --config {input.campaign:q} --paper {input.paper:q} --out-dir {params.folder:q} > {log:q} 2>&1"
 
 
 rule plots:
     input:
-        campaign=CAMPAIGN,
+        campaign=C.path("campaign"),
         metrics=[C.metrics(s) for s in SETS],
     output:
-        done=f"{R}/plots/done.json",
+        done=C.path("plots_done"),
         plots=[
-            report(f"{R}/plots/{name}.png", category="Plots", caption=f"../report/plot_{name}.rst")
+            report(C.path("plot", plot=name), category="Plots", caption=f"../report/plot_{name}.rst")
             for name in config["plots"]
         ],
+    params:
+        folder=C.path("plots"),
     log:
-        f"logs/{config['name']}/plots.log",
+        log_path("plots", "plots"),
     shell:
-        "ig plot --config {input.campaign} --out-dir {R}/plots > {log} 2>&1"
+        "ig plot --config {input.campaign:q} --out-dir {params.folder:q} > {log:q} 2>&1"
 
 
 rule plan:
     input:
-        campaign=CAMPAIGN,
+        campaign=C.path("campaign"),
     output:
-        plan=f"{R}/plan.md",
+        plan=C.path("plan"),
+    log:
+        log_path("plan", "plan"),
     shell:
-        "ig plan --config {input.campaign} --out {output.plan}"
+        "ig plan --config {input.campaign:q} --out {output.plan:q} > {log:q} 2>&1"

@@ -1,26 +1,25 @@
 # Sampling a checkpoint with one guidance setting. The shards live beside the declared output
-# (not inside a directory() output, which Snakemake would delete on failure), so a rerun
-# redoes only the shards that are missing.
+# (not inside a directory() output, which Snakemake would delete on failure): a rerun keeps each
+# shard whose provenance matches this checkpoint and these settings, and redoes the others.
 
 
 rule sample:
     input:
         unpack(sample_inputs),
     output:
-        manifest=f"{R}/samples/{{run}}/{{milestone}}/{{guidance}}/{{labels}}/samples.json",
+        manifest=C.path("sample_manifest"),
         grid=report(
-            f"{R}/samples/{{run}}/{{milestone}}/{{guidance}}/{{labels}}/grid.png",
+            C.path("sample_grid"),
             category="Samples",
             subcategory="{run}",
             caption="../report/grid.rst",
         ),
     params:
-        folder=f"{R}/samples/{{run}}/{{milestone}}/{{guidance}}/{{labels}}",
-        seed_key="{run}/{milestone}/{guidance}/{labels}",
+        folder=C.path("samples"),
         args=sample_args,
     log:
-        f"logs/{config['name']}/sample/{{run}}/{{milestone}}/{{guidance}}-{{labels}}.log",
+        log_path("sample", "{run}/{milestone}/{guidance}-{labels}"),
     threads: 1
     shell:
-        "ig sample --checkpoint {input.checkpoint} --out-dir {params.folder} --seed-key {params.seed_key} "
-        "{params.args} --manifest {output.manifest} --grid {output.grid} > {log} 2>&1"
+        "ig sample --checkpoint {input.checkpoint:q} --out-dir {params.folder:q} {params.args} "
+        "--manifest {output.manifest:q} --grid {output.grid:q} > {log:q} 2>&1"

@@ -3,14 +3,14 @@
 
 rule toy2d:
     output:
-        table=report(f"{R}/toy2d/metrics.md", category="2D toy", caption="../report/toy2d.rst"),
-        guidance=report(f"{R}/toy2d/toy2d_guidance.png", category="2D toy", caption="../report/toy2d.rst"),
-        training=report(f"{R}/toy2d/toy2d_training.png", category="2D toy", caption="../report/toy2d.rst"),
+        table=report(C.path("toy2d_table"), category="2D toy", caption="../report/toy2d.rst"),
+        guidance=report(f"{C.path('toy2d')}/toy2d_guidance.png", category="2D toy", caption="../report/toy2d.rst"),
+        training=report(f"{C.path('toy2d')}/toy2d_training.png", category="2D toy", caption="../report/toy2d.rst"),
     params:
-        folder=f"{R}/toy2d",
-        quick="--quick" if config["toy2d"].get("quick") else "",
+        folder=C.path("toy2d"),
+        options=toy2d_args(),
     log:
-        f"logs/{config['name']}/toy2d.log",
+        log_path("toy2d", "toy2d"),
     threads: 2
     shell:
-        "ig toy2d --out-dir {params.folder} {params.quick} --workers {threads} > {log} 2>&1"
+        "ig toy2d --out-dir {params.folder:q} {params.options} --workers {threads} > {log:q} 2>&1"

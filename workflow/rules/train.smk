@@ -8,25 +8,25 @@ rule train_segment:
     input:
         unpack(segment_inputs),
     output:
-        checkpoint=f"{R}/runs/{{run}}/{{milestone}}.pt",
+        checkpoint=C.path("checkpoint"),
     params:
         segment=segment_args,
-        launcher=lambda wc: ig_launcher(config["runs"][wc.run]["gpus"]),
-        latents=lambda wc: f"{R}/latents/{C.latents_of(wc.run)}",
-        workdir=f"{R}/runs/{{run}}/work-{{milestone}}",
-        log_jsonl=f"{R}/runs/{{run}}/metrics.jsonl",
-        grid=f"{R}/runs/{{run}}/{{milestone}}.png",
+        launcher=lambda wc: ig_launcher(config["runs"][C.group_of(wc.run)]["gpus"]),
+        latents=lambda wc: C.path("latents", latents=C.latents_of(wc.run)),
+        workdir=C.path("segment_workdir"),
+        training_log=C.path("training_log"),
+        grid=C.path("milestone_grid"),
     wildcard_constraints:
         run=runs_regex(imported=False),
     log:
-        f"logs/{config['name']}/train/{{run}}/{{milestone}}.log",
+        log_path("train", "{run}/{milestone}"),
     threads: 1
     resources:
-        gpu=lambda wc: config["runs"][wc.run]["gpus"],
+        gpu=lambda wc: config["runs"][C.group_of(wc.run)]["gpus"],
     shell:
-        "{params.launcher} train --run-config {input.run_config} --latents {params.latents} --out {output.checkpoint} "
-        "--workdir {params.workdir} {params.segment} --log {params.log_jsonl} --grid {params.grid} "
-        "--no-progress > {log} 2>&1"
+        "{params.launcher} train --run-config {input.run_config:q} --latents {params.latents:q} "
+        "--out {output.checkpoint:q} --workdir {params.workdir:q} {params.segment} "
+        "--log {params.training_log:q} --grid {params.grid:q} --no-progress > {log:q} 2>&1"
 
 
 rule import_checkpoint:
@@ -34,12 +34,12 @@ rule import_checkpoint:
     input:
         assets=FETCHED,
     output:
-        checkpoint=f"{R}/runs/{{run}}/{{milestone}}.pt",
+        checkpoint=C.path("checkpoint"),
     wildcard_constraints:
         run=runs_regex(imported=True),
     params:
         args=import_args,
     log:
-        f"logs/{config['name']}/import/{{run}}-{{milestone}}.log",
+        log_path("import", "{run}-{milestone}"),
     shell:
-        "ig import-checkpoint {params.args} --run {wildcards.run} --out {output.checkpoint} > {log} 2>&1"
+        "ig import-checkpoint {params.args} --run {wildcards.run} --out {output.checkpoint:q} > {log:q} 2>&1"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ig.errors import IGError
-from ig.transport import ig_losses, interpolate, sample_time
+from ig.losses import ig_losses, interpolate, sample_time
 
 
 class Linear2Head(torch.nn.Module):

@@ -1,4 +1,4 @@
-"""What a run reports: a JSONL metrics log, optional TensorBoard, and a progress bar.
+"""The training log: JSONL records of the losses, optional TensorBoard, and a progress bar.
 
 The log of a run stays consistent across resumes: on start, lines past the step training resumes
 from are dropped (they were written after the resume file the run continues from), and the
@@ -24,7 +24,7 @@ LOSS_KEYS = ("loss", "loss_final", "loss_inter", "loss_cos", "grad_norm")
 log = logging.getLogger(__name__)
 
 
-class MetricsLog:
+class TrainingLog:
     """Averages the per-step values over ``every`` steps and writes them out (rank 0 only)."""
 
     def __init__(

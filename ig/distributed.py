@@ -1,4 +1,5 @@
-"""Process groups for DDP, from whichever launcher started us.
+"""Which process this is, and on which device: one reading of the launcher's environment for every
+command that can run as several processes (``ig train``, ``ig sample``, ``ig encode``).
 
 - ``torchrun`` (one node, or any launcher that exports ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``,
   ``MASTER_ADDR``/``MASTER_PORT``; the submitit launcher does so too);
@@ -9,7 +10,9 @@
   SLURM jobstep strips ``SLURM_*`` from the job's environment; ``srun`` in the rule sets them
   again for its own tasks, which is what is read here.
 
-NCCL on GPUs, gloo on CPU. One process with no launcher runs without a process group.
+``ig sample`` and ``ig encode`` only need their rank (each rank takes its own shards); ``ig train``
+also joins a process group (:func:`setup`): NCCL on GPUs, gloo on CPU. One process with no
+launcher runs without a process group.
 """
 
 from __future__ import annotations
@@ -35,6 +38,33 @@ class DistContext:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+
+def process_context(device: str | None = None, env: dict[str, str] | None = None) -> DistContext:
+    """This process's rank, world size, local rank and device, without joining a process group.
+
+    ``device``: ``cpu``, ``cuda`` (the local rank's GPU) or ``cuda:N``; default: CUDA if available.
+    """
+    launch = launcher_env(dict(os.environ) if env is None else env)
+    rank, world, local = (int(launch.get(k, d)) for k, d in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)))
+    return DistContext(rank, world, local, select_device(device, local))
+
+
+def select_device(name: str | None, local_rank: int = 0) -> torch.device:
+    """The device ``name`` means for this process (``cuda``: the local rank's GPU), made current;
+    a one-line error when CUDA is asked for but none is visible."""
+    name = name or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(f"cuda:{local_rank}" if name == "cuda" else name)
+    except RuntimeError as exc:
+        raise IGError(f"--device {name!r} is not a device torch knows; use cpu, cuda or cuda:N") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise IGError(f"--device {name}: no CUDA device is visible; use --device cpu")
+        if (dev.index or 0) >= torch.cuda.device_count():
+            raise IGError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+        torch.cuda.set_device(dev)
+    return dev
 
 
 def launcher_env(env: dict[str, str]) -> dict[str, str]:
@@ -68,28 +98,18 @@ def first_host(nodelist: str) -> str:
 
 
 def setup(device: str | None = None) -> DistContext:
-    """Join the process group (if launched as several processes) and pick this process's device.
-
-    ``device``: ``cpu``, ``cuda`` (the local rank's GPU) or ``cuda:N``; default: CUDA if available.
-    """
-    launch = launcher_env(dict(os.environ))
-    os.environ.update(launch)
-    rank, world, local = (int(launch.get(k, d)) for k, d in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)))
-    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(f"cuda:{local}" if name == "cuda" else name)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise IGError(f"--device {name}: no CUDA device is visible; use --device cpu")
-        torch.cuda.set_device(dev)
-    if world > 1 and not dist.is_initialized():
+    """:func:`process_context`, and join the process group when launched as several processes."""
+    os.environ.update(launcher_env(dict(os.environ)))  # torch.distributed reads MASTER_ADDR/PORT here
+    ctx = process_context(device)
+    if ctx.world_size > 1 and not dist.is_initialized():
         dist.init_process_group(
-            backend="nccl" if dev.type == "cuda" else "gloo",
-            rank=rank,
-            world_size=world,
+            backend="nccl" if ctx.device.type == "cuda" else "gloo",
+            rank=ctx.rank,
+            world_size=ctx.world_size,
             timeout=datetime.timedelta(minutes=30),  # rank 0 may be writing a large checkpoint
-            device_id=dev if dev.type == "cuda" else None,
+            device_id=ctx.device if ctx.device.type == "cuda" else None,
         )
-    return DistContext(rank, world, local, dev)
+    return ctx
 
 
 def teardown() -> None:

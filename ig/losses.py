@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ig.errors import IGError
-
-TIME_SCHEDULES = ("uniform", "lognormal")
+from ig.train.config import TIME_SCHEDULES
 
 
 def sample_time(

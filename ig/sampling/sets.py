@@ -1,0 +1,292 @@
+"""``ig sample``: a checkpoint and a guidance setting → a verified set of ADM-format sample shards.
+
+**Pairing.** Sample *i* is computed from the checkpoint, the guidance and the sampler settings, and
+from randomness that depends only on the sampling seed, *i* and the label mode: its class label,
+its initial noise and its SDE noise each come from a generator of ``(seed, i, stream)`` (balanced
+labels: of the block of ``num_classes`` samples that *i* belongs to). So two guidance settings or
+two checkpoints are compared on the same noise and labels, as in the official generation scripts;
+the first *N* samples of a larger set are the set of *N*; and batches, shards and processes only
+decide where the work runs, never what it computes.
+
+**Shards.** Samples ``[k·S, (k+1)·S)`` form shard *k*, ``shard-0000k.npz`` (``arr_0``: uint8
+N×H×W×3, ``labels``, ``indices``, ``provenance``). The provenance names what made the shard: the
+checkpoint's sha256 (and the weak model's), the guidance, the sampler settings, the seed, the label
+mode and the sample range. A rerun keeps a shard only when its provenance matches and the file
+verifies; any other shard is redone, and the log says why. Ranks of a torchrun/srun launch take the
+shards with ``k % world == rank``.
+
+**Manifest.** Once every shard is there and matches, ``samples.json`` lists the shards with their
+checksums and the provenance: what ``ig evaluate`` reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import math
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ig.distributed import process_context
+from ig.errors import IGError
+from ig.guidance import Guidance, GuidedVelocity
+from ig.images import decode_latents, save_grid
+from ig.sampling.integrators import sample
+from ig.sampling.settings import LABEL_MODES, SamplingSettings, add_sampling_arguments, sampling_from_args
+from ig.utils.io import file_digest, load_npz, save_npz, shard_path, write_json
+from ig.utils.seeding import generator
+
+log = logging.getLogger(__name__)
+SHARD_FORMAT = "ig-sample-shard/2"
+MANIFEST_FORMAT = "ig-samples/2"
+NOISE_CHUNK = 32  # SDE steps of noise drawn per sample at once
+
+
+# --- the randomness of sample i ------------------------------------------------------------------
+def sample_labels(indices: range, num_classes: int, mode: str, seed: int) -> torch.Tensor:
+    """Class labels of samples ``indices``: i.i.d. uniform (``random``, as the releases), or
+    ``balanced``: each block of ``num_classes`` consecutive samples holds every class once, in an
+    order drawn per block, so any multiple of ``num_classes`` samples is exactly balanced."""
+    if mode not in LABEL_MODES:
+        raise IGError(f"label mode must be one of {list(LABEL_MODES)}, got {mode!r}")
+    if mode == "random":
+        draws = [torch.randint(num_classes, (1,), generator=generator("sample", seed, i, "label")) for i in indices]
+        return torch.cat(draws) if draws else torch.zeros(0, dtype=torch.long)
+    return torch.tensor([_balanced_block(seed, i // num_classes, num_classes)[i % num_classes] for i in indices])
+
+
+@functools.lru_cache(maxsize=64)
+def _balanced_block(seed: int, block: int, num_classes: int) -> tuple[int, ...]:
+    return tuple(torch.randperm(num_classes, generator=generator("sample", seed, block, "balanced")).tolist())
+
+
+def initial_noise(indices: range, shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """The initial noise (t = 1) of samples ``indices``, shape (len, *shape)."""
+    return torch.stack([torch.randn(shape, generator=generator("sample", seed, i, "noise")) for i in indices])
+
+
+class StepNoise:
+    """The SDE noise of samples ``indices``: ``self(k)`` is stochastic step ``k``'s, one row per
+    sample from that sample's own stream, drawn ``NOISE_CHUNK`` steps at a time."""
+
+    def __init__(self, indices: range, shape: tuple[int, ...], seed: int, device: torch.device) -> None:
+        self.generators = [generator("sample", seed, i, "sde") for i in indices]
+        self.shape, self.device = shape, device
+        self.start, self.chunk = 0, torch.empty(0)
+
+    def __call__(self, step: int) -> torch.Tensor:
+        if not self.start <= step < self.start + len(self.chunk):
+            if step != self.start + len(self.chunk):
+                raise RuntimeError(f"SDE noise is drawn in step order; asked for step {step}")
+            self.start = step
+            draws = [torch.randn((NOISE_CHUNK, *self.shape), generator=g) for g in self.generators]
+            self.chunk = torch.stack(draws, dim=1).to(self.device)
+        return self.chunk[step - self.start]
+
+
+# --- what a set is ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SampleSetSpec:
+    """Everything that decides the samples of a set (and, with ``out_dir``, where they go)."""
+
+    checkpoint: Path
+    guidance: Guidance
+    sampling: SamplingSettings
+    labels: str = "random"
+    weak_checkpoint: Path | None = None
+
+    @property
+    def num_shards(self) -> int:
+        return math.ceil(self.sampling.num_samples / self.sampling.shard_size)
+
+    def indices(self, shard: int) -> range:
+        size = self.sampling.shard_size
+        return range(shard * size, min((shard + 1) * size, self.sampling.num_samples))
+
+    @functools.cached_property
+    def inputs(self) -> dict[str, Any]:
+        """The content of every input, by digest (paths may move; what they hold may not change)."""
+        return {
+            "checkpoint_sha256": file_digest(self.checkpoint),
+            "weak_checkpoint_sha256": file_digest(self.weak_checkpoint) if self.weak_checkpoint else None,
+            "guidance": self.guidance.to_dict(),
+            "sampler": self.sampling.sampler.to_dict(),
+            "seed": self.sampling.seed,
+            "labels": self.labels,
+        }
+
+    def provenance(self, shard: int) -> dict[str, Any]:
+        r = self.indices(shard)
+        return {"format": SHARD_FORMAT, **self.inputs, "indices": [r.start, r.stop]}
+
+
+def shard_problem(path: Path, expected: dict[str, Any], full: bool = True) -> str | None:
+    """Why the shard at ``path`` cannot be kept (None when it can): missing, unreadable, made from
+    other inputs, or (``full``: every byte's CRC is checked) corrupt."""
+    if not path.is_file():
+        return "missing"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            with archive.open("provenance.npy") as f:
+                found = json.loads(str(np.lib.format.read_array(f, allow_pickle=False)))
+            if found != expected:
+                changed = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+                return f"it was made from other inputs ({', '.join(changed)} differ)"
+            if full and (bad := archive.testzip()) is not None:
+                return f"its member {bad} is corrupt"
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as exc:
+        return f"it is unreadable or truncated ({type(exc).__name__})"
+    return None
+
+
+# --- sampling ------------------------------------------------------------------------------------
+def sample_shard(
+    model: torch.nn.Module,
+    spec: SampleSetSpec,
+    shard: int,
+    latent: dict[str, Any],
+    *,
+    weak_model: torch.nn.Module | None = None,
+    autoencoder: Any | None = None,
+    device: torch.device | str = "cpu",
+    progress: tqdm | None = None,
+) -> dict[str, np.ndarray]:
+    """The arrays of shard ``shard``: uint8 images, labels, sample indices and provenance."""
+    device = torch.device(device)
+    indices = spec.indices(shard)
+    shape = (model.in_channels, model.input_size, model.input_size)
+    seed, batch_size = spec.sampling.seed, spec.sampling.batch_size
+    labels = sample_labels(indices, model.num_classes, spec.labels, seed)
+    noise = initial_noise(indices, shape, seed)
+    velocity = GuidedVelocity(model, spec.guidance, weak_model)
+    images = []
+    for lo in range(0, len(indices), batch_size):
+        batch = indices[lo : lo + batch_size]
+        step_noise = StepNoise(batch, shape, seed, device)
+        y = labels[lo : lo + batch_size].to(device)
+        x = sample(velocity, noise[lo : lo + batch_size].to(device), y, spec.sampling.sampler, step_noise)
+        images.append(decode_latents(x, latent, autoencoder))
+        if progress is not None:
+            progress.update(len(batch))
+    return {
+        "arr_0": np.concatenate(images),
+        "labels": labels.numpy().astype(np.int64),
+        "indices": np.arange(indices.start, indices.stop, dtype=np.int64),
+        "provenance": np.array(json.dumps(spec.provenance(shard), sort_keys=True)),
+    }
+
+
+def write_manifest(spec: SampleSetSpec, out_dir: Path, path: Path) -> None:
+    """Describe a complete sample set: what made it, and a checksum per shard."""
+    shards = []
+    for k in range(spec.num_shards):
+        file = shard_path(out_dir, k)
+        shards.append({"file": file.name, "count": len(spec.indices(k)), "sha256": file_digest(file)})
+    write_json(
+        path,
+        {
+            "format": MANIFEST_FORMAT,
+            "num_samples": spec.sampling.num_samples,
+            "shard_size": spec.sampling.shard_size,
+            **spec.inputs,
+            "checkpoint": str(spec.checkpoint.resolve()),
+            "weak_checkpoint": str(spec.weak_checkpoint.resolve()) if spec.weak_checkpoint else None,
+            "nfe": len(spec.sampling.sampler.evaluation_times()),
+            "shards": shards,
+        },
+    )
+
+
+def write_set_grid(out_dir: Path, path: Path, count: int = 64) -> None:
+    """A PNG grid of the set's first ``count`` samples."""
+    images, k = [], 0
+    while sum(len(a) for a in images) < count and shard_path(out_dir, k).exists():
+        images.append(load_npz(shard_path(out_dir, k), "sample shard")["arr_0"])
+        k += 1
+    save_grid(np.concatenate(images)[:count], path)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, required=True, help="training checkpoint (its EMA weights are sampled)")
+    p.add_argument("--out-dir", type=Path, required=True, help="folder for the shard-XXXXX.npz files")
+    p.add_argument("--labels", choices=LABEL_MODES, default="random", help="class labels: random or balanced")
+    add_sampling_arguments(p)
+    p.add_argument("--shard", type=int, nargs="*", help="shard indices to produce (default: every one)")
+    g = p.add_argument_group("guidance (scales of 1 switch a guidance off; intervals are (low, high] in t)")
+    for name in ("ig", "cfg", "ag"):
+        g.add_argument(f"--{name}-scale", type=float, default=1.0)
+        g.add_argument(f"--{name}-interval", type=float, nargs=2, default=(0.0, 1.0), metavar=("LOW", "HIGH"))
+    g.add_argument("--ag-checkpoint", type=Path, help="weak model checkpoint for autoguidance")
+    p.add_argument("--device", help="cpu, cuda (the local rank's GPU) or cuda:N (default: cuda if available)")
+    p.add_argument("--assets-dir", help="where autoencoder weights resolve (default: $IG_ASSETS or assets)")
+    p.add_argument(
+        "--manifest", type=Path, help="write this JSON (shards, checksums, provenance) once every shard exists"
+    )
+    p.add_argument("--grid", type=Path, help="also write a PNG grid of the first 64 samples here")
+
+
+def run(args: argparse.Namespace) -> None:
+    from ig.data.autoencoders import load_autoencoder
+    from ig.train.checkpoint import load_for_sampling
+
+    guidance = Guidance.from_dict(
+        {f"{n}_{k}": getattr(args, f"{n}_{k}") for n in ("ig", "cfg", "ag") for k in ("scale", "interval")}
+    )
+    spec = SampleSetSpec(args.checkpoint, guidance, sampling_from_args(args), args.labels, args.ag_checkpoint)
+    for path, what in ((spec.checkpoint, "--checkpoint"), (spec.weak_checkpoint, "--ag-checkpoint")):
+        if path is not None and not path.is_file():
+            raise IGError(f"{what} {path} not found; train or import it first")
+    wanted = args.shard if args.shard else range(spec.num_shards)
+    bad = [k for k in wanted if not 0 <= k < spec.num_shards]
+    if bad:
+        raise IGError(f"shard index {bad[0]} out of range: {spec.num_shards} shards of {spec.sampling.shard_size}")
+    ctx = process_context(args.device)
+    out_dir = args.out_dir
+    todo = []
+    for k in (k for k in wanted if k % ctx.world_size == ctx.rank):
+        problem = shard_problem(shard_path(out_dir, k), spec.provenance(k))
+        if problem is not None:
+            if problem != "missing":
+                log.info("shard %d is redone: %s", k, problem)
+            todo.append(k)
+
+    if todo:
+        model, meta = load_for_sampling(spec.checkpoint, ctx.device)
+        weak = load_for_sampling(spec.weak_checkpoint, ctx.device)[0] if spec.weak_checkpoint else None
+        ae_spec = meta["latent"].get("autoencoder")
+        autoencoder = load_autoencoder(ae_spec, args.assets_dir, device=ctx.device) if ae_spec else None
+        total = sum(len(spec.indices(k)) for k in todo)
+        log.info("sampling %d shard(s), %d images, guidance %s", len(todo), total, guidance.to_dict())
+        start = time.perf_counter()
+        with tqdm(total=total, unit="img", desc="sample", disable=ctx.rank != 0) as bar:
+            for k in todo:
+                arrays = sample_shard(
+                    model,
+                    spec,
+                    k,
+                    meta["latent"],
+                    weak_model=weak,
+                    autoencoder=autoencoder,
+                    device=ctx.device,
+                    progress=bar,
+                )
+                save_npz(shard_path(out_dir, k), **arrays)
+        elapsed = time.perf_counter() - start
+        log.info("%d images in %.1f s (%.2f img/s)", total, elapsed, total / elapsed)
+    # Whichever process finds every shard in place finishes the set (the last one to finish).
+    if all(
+        shard_problem(shard_path(out_dir, k), spec.provenance(k), full=False) is None for k in range(spec.num_shards)
+    ):
+        if args.grid:
+            write_set_grid(out_dir, args.grid)
+        if args.manifest:
+            write_manifest(spec, out_dir, args.manifest)
