@@ -1,8 +1,10 @@
-"""Evaluation as the ADM evaluator: metrics, feature extractors, reference statistics, ``ig evaluate``.
+"""Evaluation as the ADM evaluator: metrics with their errors, feature extractors, reference statistics.
 
 - ``metrics``: FID/sFID, IS, precision/recall on numpy feature arrays (a contract);
-- ``features``: the extractor interface; ``inception`` (the paper's feature space) and
-  ``classifier`` (a small in-domain CNN for the embedded default, ``ig train-classifier``);
+- ``uncertainty``: bootstrap standard errors, paired differences and the verdict on a comparison;
+- ``features``: the extractor interface; ``extractors`` builds one from a spec: ``inception`` (the
+  paper's feature space) or ``classifier`` (a small in-domain CNN for the embedded default, trained
+  by ``train_classifier``);
 - ``imagesets``: ADM-format ``.npz`` sample sets and datasets, read in batches;
 - ``reference`` (``ig reference``) and ``evaluate`` (``ig evaluate``); ``benchmarks``.
 """
