@@ -265,7 +265,11 @@ class Campaign:
             guidance = list(self.guidance_settings) if ev["guidance"] == "all" else ev["guidance"]
             for run in self.members(ev["runs"]):
                 ms = self.milestones(run)
-                chosen = ev["milestones"] if isinstance(ev["milestones"], list) else {"all": ms, "last": ms[-1:]}[ev["milestones"]]
+                chosen = (
+                    ev["milestones"]
+                    if isinstance(ev["milestones"], list)
+                    else {"all": ms, "last": ms[-1:]}[ev["milestones"]]
+                )
                 for milestone, g, labels in itertools.product(chosen, guidance, ev["labels"]):
                     sets.add(SampleSet(run, milestone, g, labels))
         for row in self.table_rows():
@@ -273,7 +277,18 @@ class Campaign:
         for table in self.config["tables"]:
             for comparison in table.get("comparisons", []):
                 sets.update(self.row_sets(comparison["a"]) + self.row_sets(comparison["b"]))
+        for claim in self.config["claims"]:
+            sets.update(self.claim_sets(claim))
         return sorted(sets)
+
+    def claim_sets(self, claim: dict) -> list[SampleSet]:
+        """The sample sets a claim reads: its two settings, or (``steps_to_reach``) every milestone of
+        ``a`` and the last of ``b``."""
+        if claim["kind"] == "compare":
+            return self.row_sets(claim["a"]) + self.row_sets(claim["b"])
+        a, b = claim["a"], claim["b"]
+        sets = [s for m in self.milestones(a["run"]) for s in self.row_sets({**a, "milestone": m})]
+        return sets + self.row_sets({**b, "milestone": "last"})
 
     def table_rows(self) -> list[dict]:
         return [row for table in self.config["tables"] for row in table["rows"]]
@@ -281,7 +296,13 @@ class Campaign:
     def row_sets(self, setting: dict) -> list[SampleSet]:
         """The sample sets of a table cell's setting: one per training seed of its run."""
         guidance, labels = setting.get("guidance", "none"), setting.get("labels", "random")
-        return [SampleSet(run, setting["milestone"], guidance, labels) for run in self.groups[setting["run"]]]
+        milestone = self.milestone_of(setting)
+        return [SampleSet(run, milestone, guidance, labels) for run in self.groups[setting["run"]]]
+
+    def milestone_of(self, setting: dict) -> str:
+        """A setting's milestone; ``last`` (or none given) is the run's last one."""
+        milestone = setting.get("milestone", "last")
+        return self.milestones(setting["run"])[-1] if milestone == "last" else milestone
 
     # --- checks --------------------------------------------------------------------------------
     def _check(self, dry_run: bool) -> None:
@@ -325,6 +346,12 @@ class Campaign:
             for j, comparison in enumerate(table.get("comparisons", [])):
                 for side in ("a", "b"):
                     self._check_setting(comparison[side], f"config: tables.{table['name']}.comparisons.{j}.{side}")
+        for j, claim in enumerate(self.config["claims"]):
+            for side in ("a", "b"):
+                where, setting = f"config: claims.{j}.{side}", claim[side]
+                if setting["run"] not in self.groups:
+                    raise IGError(f"{where}: unknown run {setting['run']!r}")
+                self._check_setting(setting, where)
         for s in self.sample_sets():
             if self.guidance(s.guidance).ig_scale != 1.0 and not self.has_head(s.run):
                 raise IGError(
@@ -336,7 +363,7 @@ class Campaign:
     def _check_setting(self, setting: dict, where: str) -> None:
         if setting["run"] not in self.groups:
             raise IGError(f"{where}: unknown run {setting['run']!r}")
-        if setting["milestone"] not in self.milestones(setting["run"]):
+        if self.milestone_of(setting) not in self.milestones(setting["run"]):
             raise IGError(f"{where}: run {setting['run']!r} has no milestone {setting['milestone']!r}")
         if setting.get("guidance", "none") not in self.guidance_settings:
             raise IGError(f"{where}: unknown guidance {setting['guidance']!r}")

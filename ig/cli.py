@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("ig.evaluation.evaluate", "FID, sFID, IS, precision and recall of a sample set"),
     "table": ("ig.report.tables", "results tables next to the paper's numbers"),
     "plot": ("ig.report.plots", "plots of the results"),
+    "claims": ("ig.report.claims", "the paper's claims with ours ± error and a verdict (the campaign README)"),
     "plan": ("ig.report.plan", "compute plan (jobs, GPU-hours) of a workflow config"),
     "toy2d": ("ig.toy2d.experiment", "the 2D tree-mixture experiment"),
     "bench": ("ig.bench", "speed and memory benchmarks (one JSON object)"),

@@ -2,10 +2,8 @@
 tables with errors, paired comparisons and verdicts, and the compute plan."""
 
 import copy
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -14,22 +12,31 @@ from ig.errors import IGError
 from ig.report import plan as plan_mod
 from ig.report.tables import write_tables
 from ig.sampling.settings import SamplingSettings
-from ig.utils.io import file_digest, write_json
+from tests.fake_results import fake_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _config(name: str = "config.yaml") -> dict:
-    return yaml.safe_load((ROOT / "config" / name).read_text())
+def _config(*names: str) -> dict:
+    """A config file, or several merged in order as `snakemake --configfile a b` merges them."""
+    from snakemake.utils import update_config
+
+    config: dict = {}
+    for name in names or ("config.yaml",):
+        update_config(config, yaml.safe_load((ROOT / "config" / name).read_text()))
+    return config
 
 
 def _campaign(config: dict, dry_run: bool = False) -> Campaign:
     return Campaign(validate(copy.deepcopy(config)), dry_run)
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "smoke.yaml", "ablations.yaml", "ablations-ci.yaml"])
-def test_shipped_configs_validate(name):
-    _campaign(_config(name), dry_run=True)
+@pytest.mark.parametrize(
+    "names",
+    [["config.yaml"], ["paper.yaml"], ["smoke.yaml"], ["ablations.yaml"], ["ablations.yaml", "ablations-ci.yaml"]],
+)
+def test_shipped_configs_validate(names):
+    _campaign(_config(*names), dry_run=True)
 
 
 def _set_ig_milestones(c, value):
@@ -120,44 +127,6 @@ def test_sampling_defaults_live_in_the_settings_and_runs_override_them():
 
 
 # --- tables ------------------------------------------------------------------------------------------
-def _fake_results(c: Campaign, values: dict) -> None:
-    """Checkpoints, sample manifests and metrics files that check out, with FID (and replicates)
-    values[(run, guidance)](seed index) for every sample set of the campaign."""
-    rng = np.random.default_rng(0)
-    noise = rng.standard_normal(20) * 0.05  # shared by every set: the sampling noise they pair on
-    for s in c.sample_sets():
-        ckpt = Path(c.checkpoint(s.run, s.milestone))
-        if not ckpt.exists():
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            ckpt.write_bytes(f"{s.run}/{s.milestone}".encode())
-        manifest = Path(c.path("sample_manifest", **s.wildcards))
-        write_json(manifest, {"checkpoint_sha256": file_digest(ckpt), "seed": 0, "labels": s.labels})
-        fid = values.get((c.group_of(s.run), s.guidance), lambda i: 3.0)(c.groups[c.group_of(s.run)].index(s.run))
-        write_json(
-            c.metrics(s),
-            {
-                "fid": fid,
-                "fid_se": 0.05,
-                "is": 5.0,
-                "is_se": 0.1,
-                "num_samples": 600,
-                "extractor": "test-features",
-                "samples": {
-                    "manifest_sha256": file_digest(manifest),
-                    "checkpoint_sha256": file_digest(ckpt),
-                    "seed": 0,
-                    "labels": s.labels,
-                },  # fmt: skip
-                "bootstrap": {
-                    "seed": 0,
-                    "resamples": 20,
-                    "blocks": {"fid": 600},
-                    "replicates": {"fid": (fid + noise + rng.standard_normal(20) * 0.005).tolist(), "is": [5.0] * 20},
-                },  # fmt: skip
-            },
-        )
-
-
 def test_tables_show_errors_paper_gaps_and_paired_comparisons(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = _config()
@@ -195,7 +164,7 @@ def test_tables_show_errors_paper_gaps_and_paired_comparisons(tmp_path, monkeypa
         }
     ]
     c = _campaign(config)
-    _fake_results(c, {("ig", "none"): lambda i: 1.80, ("ig", "ig2"): lambda i: 1.70, ("ig", "ig3"): lambda i: 1.79})
+    fake_results(c, {("ig", "none"): lambda i, m: 1.80, ("ig", "ig2"): lambda i, m: 1.70, ("ig", "ig3"): lambda i, m: 1.79})
     write_tables(c, ROOT / "results/paper/numbers.csv", tmp_path / "tables")
     md = (tmp_path / "tables/t.md").read_text()
     # paper: SiT+IG 800 ep without CFG has FID 1.75; ours 1.80 ± 0.05 is within noise of it
@@ -231,7 +200,7 @@ def test_tables_aggregate_training_seeds_and_judge_over_seeds(tmp_path, monkeypa
         }
     ]
     c = _campaign(config)
-    _fake_results(c, {("ig", "none"): lambda i: [2.0, 2.2, 2.4][i], ("ig", "ig2"): lambda i: [1.9, 2.0, 2.3][i]})
+    fake_results(c, {("ig", "none"): lambda i, m: [2.0, 2.2, 2.4][i], ("ig", "ig2"): lambda i, m: [1.9, 2.0, 2.3][i]})
     write_tables(c, ROOT / "results/paper/numbers.csv", tmp_path / "tables")
     md = (tmp_path / "tables/s.md").read_text()
     assert "| ig | 2.20 ± 0.20 (±0.05) |" in md  # mean ± std over 3 seeds (± sampling error)
@@ -242,7 +211,7 @@ def test_tables_aggregate_training_seeds_and_judge_over_seeds(tmp_path, monkeypa
 def test_a_stale_metrics_file_never_reaches_a_table(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     c = _campaign(_config())
-    _fake_results(c, {})
+    fake_results(c, {})
     Path(c.checkpoint("ig", "ep8")).write_bytes(b"retrained")  # a train: edit retrained the checkpoint
     with pytest.raises(IGError, match="is stale: its samples come from an earlier version of the checkpoint"):
         write_tables(c, ROOT / "results/paper/numbers.csv", tmp_path / "tables")

@@ -11,9 +11,9 @@ from ig.cli import main
 from ig.data.datasets import build_dataset
 from ig.errors import IGError
 from ig.evaluation.classifier import ClassifierExtractor, save_classifier
-from ig.evaluation.train_classifier import accuracy, train_classifier
 from ig.evaluation.imagesets import NpzImages
 from ig.evaluation.metrics import feature_statistics, frechet_distance
+from ig.evaluation.train_classifier import accuracy, train_classifier
 from ig.utils.io import load_npz, load_torch, save_npz, save_torch
 
 TINY = (8, 16, 32)

@@ -18,8 +18,8 @@ from ig.cli import main
 from ig.errors import IGError
 from ig.evaluation.extractors import load_extractor
 from ig.evaluation.inception import InceptionExtractor, convert_fid_helper, fid_helper_weights
-from tests.conftest import unavailable
 from ig.utils.io import load_npz, load_torch, save_npz, save_torch
+from tests.conftest import unavailable
 
 # TorchScript layers up to Mixed_6c; its ``mixed_6.conv`` is torch-fidelity's Mixed_6d.branch1x1
 LAYERS_BEFORE_MIXED_6 = ["conv", "conv_1", "conv_2", "pool0", "conv_3", "conv_4", "pool1"] + [

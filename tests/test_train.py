@@ -23,13 +23,13 @@ import pytest
 import torch
 import yaml
 
+from ig.data.latents import LatentDataset, map_npz
 from ig.errors import IGError
+from ig.train.batches import BatchPlan, epoch_permutation
 from ig.train.benchmarks import write_random_latents
 from ig.train.checkpoint import load_checkpoint, load_for_sampling
 from ig.train.cli import add_arguments
 from ig.train.config import RunConfig
-from ig.data.latents import LatentDataset, map_npz
-from ig.train.batches import BatchPlan, epoch_permutation
 from ig.train.ema import EMA
 from ig.train.engine import Segment, run_segment
 from ig.train.log import read_log

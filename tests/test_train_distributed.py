@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
+from ig.distributed import first_host, launcher_env
 from ig.train.checkpoint import load_checkpoint
 from ig.train.config import RunConfig
-from ig.distributed import first_host, launcher_env
 from ig.train.engine import run_segment
 from ig.train.log import read_log
 from tests.test_train import (

@@ -112,7 +112,8 @@ def _resolve(path: str, assets_dir: str | os.PathLike) -> Path:
 
 def _from_pretrained(folder: Path) -> AutoencoderKL:
     try:
-        return AutoencoderKL.from_pretrained(folder, local_files_only=True)
+        # plain loading: without `accelerate` installed, the default would print advice to install it
+        return AutoencoderKL.from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=False)
     except (OSError, ValueError) as exc:
         raise IGError(f"{folder} is not a diffusers AutoencoderKL folder ({str(exc).splitlines()[0]})") from exc
 

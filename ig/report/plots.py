@@ -34,6 +34,7 @@ def _bar(c: Cell) -> float:
 
 
 def _cells(campaign, metrics, run: str, milestone: str, guidance: list[str], labels: str, metric: str) -> list[Cell]:
+    milestone = campaign.milestone_of({"run": run, "milestone": milestone})
     cells = []
     for g in guidance:
         c = cell(

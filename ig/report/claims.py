@@ -1,0 +1,248 @@
+"""``ig claims``: the paper's claims, each with the paper's figure, ours ± error and a verdict.
+
+A campaign's ``claims:`` section lists what the paper says and which of our sample sets test it:
+
+- ``kind: compare`` (the default): setting ``a`` against setting ``b`` on one metric; the paper says
+  ``a`` is ``better`` than ``b``, ``worse``, or ``matches`` it. Ours is the paired difference
+  ``a − b`` (:func:`ig.report.results.difference`: per training seed and over seeds when both have
+  several, else the paired bootstrap), judged by :func:`ig.evaluation.uncertainty.verdict`.
+- ``kind: steps_to_reach``: run ``a`` reaches run ``b``'s value at ``b``'s last milestone in fewer
+  training steps (the training-speed claim): the steps at which each training seed of ``a`` first
+  reaches it (linear between milestones), against ``b``'s last step.
+
+The paper's figure is ``a − b`` of the two rows the claim names in ``results/paper/numbers.csv``;
+in another feature space (the embedded campaigns' classifier) only its sign and relative size
+compare with ours, which the report says. The report (``README.md`` of the campaign) is written
+from the numbers alone, with the campaign's settings listed from its config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ig import campaign as campaign_mod
+from ig.campaign import Campaign, SampleSet
+from ig.evaluation.uncertainty import LOWER_IS_BETTER, Difference, verdict
+from ig.models.sizes import model_options, model_spec
+from ig.report.results import METRIC_NAMES, cell, difference, load_metrics, load_paper, paper_value
+from ig.utils.io import atomic_path, write_json
+
+OUTCOMES = ("reproduced", "not reproduced", "inconclusive at this scale")
+
+
+def outcome(expect: str, judged: str) -> str:
+    """The verdict on a claim from the verdict on our difference: the paper's direction seen
+    (``matches``: no difference seen, or ``a`` better) is *reproduced*; the opposite direction is
+    *not reproduced*; a difference within noise where the paper claims one is *inconclusive*."""
+    if expect == "matches":
+        return OUTCOMES[0] if judged in ("within noise", "better") else OUTCOMES[1]
+    if judged == "within noise":
+        return OUTCOMES[2]
+    return OUTCOMES[0] if judged == expect else OUTCOMES[1]
+
+
+@dataclass(frozen=True)
+class Finding:
+    claim: str
+    metric: str
+    paper: str
+    ours: str
+    outcome: str
+    detail: dict[str, Any]
+
+
+def _paper_row(claim: dict, side: str) -> dict:
+    key = claim["paper"]
+    return {"table": key["table"], "method": key[side]} | (
+        {"iterations": key["iterations"]} if "iterations" in key else {}
+    )
+
+
+def _paper_effect(paper, claim: dict) -> tuple[float | None, str]:
+    """The paper's ``a − b`` on the claim's metric, and how the report shows it."""
+    if not claim.get("paper"):
+        return None, "–"
+    values = [paper_value(paper, _paper_row(claim, side), claim["metric"]) for side in ("a", "b")]
+    if None in values:
+        return None, "–"
+    a, b = values
+    return a - b, f"{b:.2f} → {a:.2f} ({a - b:+.2f})"
+
+
+def _paper_steps(paper, claim: dict) -> str:
+    """The paper's training-speed figure: the iterations at which its curve of ``a`` reaches the value
+    of ``b`` at ``b``'s last iteration (rows of one table and metric with ``iterations``)."""
+    if not claim.get("paper"):
+        return "–"
+    key, metric = claim["paper"], claim["metric"]
+    curves = {}
+    for side in ("a", "b"):
+        rows = paper[(paper["table"] == key["table"]) & (paper["method"] == key[side]) & (paper["metric"] == metric)]
+        rows = sorted((int(r.iterations), float(r.value)) for r in rows.itertuples() if r.iterations)
+        curves[side] = rows
+    if not curves["a"] or not curves["b"]:
+        return "–"
+    b_step, target = curves["b"][-1]
+    steps, values = zip(*curves["a"], strict=True)
+    reached = crossing_step(list(steps), list(values), target, LOWER_IS_BETTER[metric])
+    if reached is None:
+        return f"not reached by {b_step:,}"
+    return f"{reached:,.0f} vs {b_step:,} iterations ({b_step / reached:.1f}× faster)"
+
+
+def compare(c: Campaign, claim: dict, metrics: dict, paper) -> Finding:
+    metric = claim["metric"]
+    a, b = (cell(c.row_sets(claim[side]), metrics, metric) for side in ("a", "b"))
+    effect, paper_text = _paper_effect(paper, claim)
+    if a is None or b is None:
+        return Finding(claim["claim"], metric, paper_text, "not evaluated", OUTCOMES[2], {})
+    d = difference(a, b, metric)
+    judged = verdict(d, metric)
+    low, high = d.interval
+    seeds = f", {a.n} seeds" if a.n > 1 else ""
+    ours = f"{b.value:.2f} → {a.value:.2f} ({d.delta:+.2f} ± {d.se:.2f}{seeds}; {judged})"
+    detail = {"a": a.value, "b": b.value, "delta": d.delta, "se": d.se, "interval": [low, high], "dof": d.dof,
+              "paired": d.paired, "verdict": judged, "paper_delta": effect}  # fmt: skip
+    return Finding(claim["claim"], metric, paper_text, ours, outcome(claim["expect"], judged), detail)
+
+
+def crossing_step(steps: list[int], values: list[float], target: float, lower_is_better: bool) -> float | None:
+    """The first training step at which the curve reaches ``target`` (linear between milestones)."""
+    reached = [(v <= target) if lower_is_better else (v >= target) for v in values]
+    for i, ok in enumerate(reached):
+        if ok:
+            if i == 0:
+                return float(steps[0])
+            s0, s1, v0, v1 = steps[i - 1], steps[i], values[i - 1], values[i]
+            return s0 + (target - v0) * (s1 - s0) / (v1 - v0)
+    return None
+
+
+def steps_to_reach(c: Campaign, claim: dict, metrics: dict, paper) -> Finding:
+    """Training steps for ``a`` to reach ``b``'s value at ``b``'s last milestone."""
+    metric, guidance = claim["metric"], claim["a"].get("guidance", "none")
+    target = cell(c.row_sets({**claim["b"], "milestone": "last"}), metrics, metric)
+    b_step = c.milestone_step(c.groups[claim["b"]["run"]][0], c.milestones(claim["b"]["run"])[-1])
+    paper_text = _paper_steps(paper, claim)
+    if target is None:
+        return Finding(claim["claim"], metric, paper_text, "not evaluated", OUTCOMES[2], {})
+    crossings = []
+    for run in c.groups[claim["a"]["run"]]:
+        steps, values = [], []
+        for m in c.milestones(run):
+            v = metrics.get(SampleSet(run, m, guidance, claim["a"].get("labels", "random")), {}).get(metric)
+            if v is not None:
+                steps.append(c.milestone_step(run, m))
+                values.append(v)
+        crossings.append(crossing_step(steps, values, target.value, LOWER_IS_BETTER[metric]))
+    reached = [s for s in crossings if s is not None]
+    detail = {"target": target.value, "b_steps": b_step, "a_steps": crossings}
+    if len(reached) < len(crossings):
+        ours = (
+            f"{len(crossings) - len(reached)} of {len(crossings)} seeds never reach {target.value:.2f} by step {b_step}"
+        )
+        return Finding(claim["claim"], metric, paper_text, ours, OUTCOMES[1], detail)
+    mean = float(np.mean(reached))
+    if len(reached) > 1:
+        d = Difference(mean - b_step, float(np.std(reached, ddof=1) / math.sqrt(len(reached))), True, len(reached) - 1)
+    else:
+        d = Difference(mean - b_step, 0.0, True)
+    low, high = d.interval
+    judged = "better" if high < 0 else "worse" if low > 0 else "within noise"  # fewer steps is better
+    ours = f"{mean:,.0f} ± {d.se:,.0f} steps vs {b_step:,} ({b_step / mean:.2f}× faster; {judged})"
+    detail |= {"mean_steps": mean, "se": d.se, "speedup": b_step / mean, "verdict": judged}
+    return Finding(claim["claim"], metric, paper_text, ours, outcome("better", judged), detail)
+
+
+KINDS = {"compare": compare, "steps_to_reach": steps_to_reach}
+
+
+def findings(c: Campaign, paper_csv: str | Path) -> list[Finding]:
+    metrics, paper = load_metrics(c), load_paper(paper_csv)
+    return [KINDS[claim["kind"]](c, claim, metrics, paper) for claim in c.config["claims"]]
+
+
+def settings_summary(c: Campaign) -> list[str]:
+    """The campaign's settings, read off its config (so that no figure in the report is typed by hand)."""
+    lines = []
+    for name, runs in c.groups.items():
+        spec = c.runs[runs[0]]
+        if "train" not in spec:
+            continue
+        model = spec["train"]["model"]
+        options, shape = model_options(**model), model_spec(model["name"])
+        seeds = f"{len(runs)} training seeds" if len(runs) > 1 else "1 training seed"
+        head = f"head after block {options['ig_layer']}" if options["ig_layer"] else "no intermediate head"
+        loss = spec["train"].get("loss", {})
+        lines.append(
+            f"- `{name}`: {model['name']} with {options['depth']} blocks of width {shape.hidden_size}, {head}, "
+            f"λ = {loss.get('lam', 0.5)}, ω = {loss.get('omega', 0.0)}; {spec['train']['global_batch']} images per "
+            f"step to {c.milestone_step(runs[0], spec['milestones'][-1]):,} steps; {seeds}"
+        )
+    s = c.sampling_defaults
+    lines.append(
+        f"- sampling: {s.sampler.method} with {s.sampler.steps} steps, {s.num_samples:,} samples per setting "
+        f"(paired: the same noise and labels in every setting), sampling seed {s.seed}"
+    )
+    lines.append(f"- features: `{c.config['evaluation']['extractor']}`")
+    return lines
+
+
+def to_markdown(c: Campaign, found: list[Finding], extractor: str | None) -> str:
+    counts = {o: sum(f.outcome == o for f in found) for o in OUTCOMES}
+    lines = [
+        f"# {c.config.get('title', c.name)}",
+        "",
+        "Generated by `ig claims` from this campaign's metrics; every number below is computed, none typed.",
+        "",
+        "**Verdicts:** " + ", ".join(f"{n} {o}" for o, n in counts.items()) + f" (of {len(found)} claims).",
+        "",
+        "| Claim | Metric | Paper (b → a) | Ours (b → a, a − b ± s.e.) | Verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for f in found:
+        lines.append(f"| {f.claim} | {METRIC_NAMES.get(f.metric, f.metric)} | {f.paper} | {f.ours} | **{f.outcome}** |")
+    lines += [
+        "",
+        "How to read it: ours is the paired difference of sample sets drawn from the same noise and labels; "
+        "over several training seeds, the mean of per-seed differences with its Student-t error. A claim is "
+        "*reproduced* when the 95 % interval of our difference lies on the paper's side of zero, *not "
+        "reproduced* when it lies on the other side, *inconclusive at this scale* when it contains zero "
+        "(`ig.report.claims.outcome`).",
+    ]
+    if extractor and not extractor.startswith("inception"):
+        lines.append(
+            f"Our metrics are in the feature space of `{extractor}`, not Inception: compare the direction and "
+            "relative size of effects with the paper's, not the values."
+        )
+    lines += ["", "## Setting", "", *settings_summary(c)]
+    if c.config.get("notes"):
+        lines += ["", c.config["notes"].strip()]
+    lines += ["", "Tables: `tables/`; plots: `plots/`; every metrics file: `metrics/`."]
+    return "\n".join(lines) + "\n"
+
+
+def write_claims(c: Campaign, paper_csv: str | Path, out: str | Path) -> list[Finding]:
+    found = findings(c, paper_csv)
+    extractor = next((m.get("extractor") for m in load_metrics(c).values()), None)
+    write_json(Path(out).with_suffix(".json"), [f.__dict__ for f in found])
+    with atomic_path(out) as tmp:
+        tmp.write_text(to_markdown(c, found, extractor))
+    return found
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="workflow config (results/<name>/campaign.yaml)")
+    p.add_argument("--paper", default="results/paper/numbers.csv", help="the paper's numbers")
+    p.add_argument("--out", required=True, help="report to write (Markdown; a .json beside it)")
+
+
+def run(args: argparse.Namespace) -> None:
+    for f in write_claims(campaign_mod.load(args.config), args.paper, args.out):
+        print(f"{f.outcome:>28}: {f.claim} ({f.ours})")

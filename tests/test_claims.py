@@ -1,0 +1,72 @@
+"""``ig claims``: the verdict on each claim of the paper, from paired differences and training curves."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ig.campaign import Campaign, validate
+from ig.report.claims import OUTCOMES, crossing_step, outcome, write_claims
+from tests.fake_results import fake_results
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ROOT / "results/paper/numbers.csv"
+
+
+def test_outcome_maps_our_verdict_onto_the_papers_direction():
+    reproduced, not_reproduced, inconclusive = OUTCOMES
+    assert outcome("better", "better") == reproduced
+    assert outcome("better", "worse") == not_reproduced
+    assert outcome("better", "within noise") == inconclusive
+    assert outcome("worse", "worse") == reproduced
+    assert outcome("matches", "within noise") == reproduced
+    assert outcome("matches", "worse") == not_reproduced
+
+
+def test_crossing_step_interpolates_between_milestones():
+    assert crossing_step([100, 200, 300], [10.0, 6.0, 4.0], 8.0, lower_is_better=True) == 150.0
+    assert crossing_step([100, 200], [10.0, 9.0], 8.0, lower_is_better=True) is None
+    assert crossing_step([100, 200], [1.0, 3.0], 2.0, lower_is_better=False) == 150.0
+    assert crossing_step([100, 200], [7.0, 6.0], 8.0, lower_is_better=True) == 100.0
+
+
+@pytest.fixture
+def ablations(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = yaml.safe_load((ROOT / "config/ablations.yaml").read_text())
+    return Campaign(validate(copy.deepcopy(config)))
+
+
+def _curve(values):
+    """FID per milestone it300 … it1200, per training seed."""
+    return lambda i, m: values[i][["it300", "it600", "it900", "it1200"].index(m)]
+
+
+def test_claims_report_paper_figures_ours_and_verdicts(ablations, tmp_path):
+    fake_results(
+        ablations,
+        {
+            ("baseline", "none"): _curve([[9, 7, 6, 5.0], [9, 7, 6, 5.2], [9, 7, 6, 4.8]]),
+            ("aux4", "none"): _curve([[8, 6, 4.6, 4.5], [8, 6, 4.7, 4.6], [8, 6, 4.5, 4.4]]),
+            ("aux4", "ig2.3-int"): _curve([[6, 4.5, 4, 3.5], [6, 4.6, 4, 3.6], [6, 4.4, 4, 3.4]]),
+            ("aux4", "ig1.5"): lambda i, m: 4.0 + 0.05 * i,
+            ("aux8", "none"): lambda i, m: 4.52,  # aux4's mean is 4.5: within noise
+        },
+    )
+    found = {f.claim: f for f in write_claims(ablations, PAPER, tmp_path / "README.md")}
+    aux4 = found["Auxiliary supervision after block 4 lowers FID (no guidance)"]
+    # 3 seeds each: per-seed differences -0.5, -0.6, -0.4: mean -0.5, se 0.058, t(2): interval excludes 0
+    assert aux4.outcome == "reproduced" and aux4.paper == "33.02 → 30.60 (-2.42)"
+    assert aux4.detail["delta"] == pytest.approx(-0.5) and aux4.detail["dof"] == 2
+    assert found["A head in the latter half (block 8) hurts FID"].outcome == "inconclusive at this scale"
+    speed = found["Auxiliary supervision reaches the baseline's final FID in fewer steps"]
+    assert speed.outcome == "reproduced"  # 5.0 reached between it600 (6) and it900 (4.6): ~830 steps
+    assert 800 < speed.detail["mean_steps"] < 860 and speed.detail["b_steps"] == 1200
+    ig_speed = found["With IG, the head-after-block-4 model reaches the baseline's final FID in fewer steps"]
+    assert ig_speed.paper.endswith("× faster)") and "vs 400,000 iterations" in ig_speed.paper
+    text = (tmp_path / "README.md").read_text()
+    assert "every number below is computed" in text and "| **reproduced** |" in text
+    assert "- `aux4`: SiT-T/2 with 12 blocks of width 128, head after block 4" in text
+    assert json.loads((tmp_path / "README.json").read_text())[0]["claim"] == next(iter(found))
