@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-checkpoint": ("ig.release", "convert a released checkpoint into an ig checkpoint"),
     "strip-checkpoint": ("ig.strip", "keep only the tensors of a trusted third-party checkpoint"),
     "sample": ("ig.sampling.sets", "sample a checkpoint with a guidance setting into ADM-format npz shards"),
+    "tune": ("ig.tuning", "the best guidance setting of a checkpoint by successive halving"),
     "train-classifier": ("ig.evaluation.train_classifier", "train the in-domain feature network (embedded default)"),
     "reference": ("ig.evaluation.reference", "compute reference statistics for evaluation"),
     "evaluate": ("ig.evaluation.evaluate", "FID, sFID, IS, precision and recall of a sample set"),

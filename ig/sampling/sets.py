@@ -28,6 +28,7 @@ import logging
 import math
 import time
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,9 @@ class SampleSetSpec:
     @functools.cached_property
     def inputs(self) -> dict[str, Any]:
         """The content of every input, by digest (paths may move; what they hold may not change)."""
+        for path, what in ((self.checkpoint, "checkpoint"), (self.weak_checkpoint, "weak (autoguidance) checkpoint")):
+            if path is not None and not Path(path).is_file():
+                raise IGError(f"{what} {path} not found; train or import it first")
         return {
             "checkpoint_sha256": file_digest(self.checkpoint),
             "weak_checkpoint_sha256": file_digest(self.weak_checkpoint) if self.weak_checkpoint else None,
@@ -234,59 +238,89 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", type=Path, help="also write a PNG grid of the first 64 samples here")
 
 
-def run(args: argparse.Namespace) -> None:
-    from ig.data.autoencoders import load_autoencoder
-    from ig.train.checkpoint import load_for_sampling
+@dataclass
+class Sampler:
+    """What sampling needs in memory: the checkpoint's EMA model and latent space, the weak model
+    (autoguidance) and the autoencoder, on one device. Loaded once, used for many shards or sets."""
 
-    guidance = Guidance.from_dict(
-        {f"{n}_{k}": getattr(args, f"{n}_{k}") for n in ("ig", "cfg", "ag") for k in ("scale", "interval")}
-    )
-    spec = SampleSetSpec(args.checkpoint, guidance, sampling_from_args(args), args.labels, args.ag_checkpoint)
-    for path, what in ((spec.checkpoint, "--checkpoint"), (spec.weak_checkpoint, "--ag-checkpoint")):
-        if path is not None and not path.is_file():
-            raise IGError(f"{what} {path} not found; train or import it first")
-    wanted = args.shard if args.shard else range(spec.num_shards)
-    bad = [k for k in wanted if not 0 <= k < spec.num_shards]
-    if bad:
-        raise IGError(f"shard index {bad[0]} out of range: {spec.num_shards} shards of {spec.sampling.shard_size}")
-    ctx = process_context(args.device)
-    out_dir = args.out_dir
+    model: torch.nn.Module
+    latent: dict[str, Any]
+    weak_model: torch.nn.Module | None
+    autoencoder: Any | None
+    device: torch.device
+
+    @classmethod
+    def load(
+        cls, checkpoint: Path, device: torch.device, weak_checkpoint: Path | None = None, assets_dir: str | None = None
+    ) -> Sampler:
+        from ig.data.autoencoders import load_autoencoder
+        from ig.train.checkpoint import load_for_sampling
+
+        model, meta = load_for_sampling(checkpoint, device)
+        weak = load_for_sampling(weak_checkpoint, device)[0] if weak_checkpoint else None
+        spec = meta["latent"].get("autoencoder")
+        autoencoder = load_autoencoder(spec, assets_dir, device=device) if spec else None
+        return cls(model, meta["latent"], weak, autoencoder, device)
+
+
+def shards_to_make(spec: SampleSetSpec, out_dir: Path, shards: Iterable[int]) -> list[int]:
+    """The shards among ``shards`` that are missing or cannot be kept (the log says why)."""
     todo = []
-    for k in (k for k in wanted if k % ctx.world_size == ctx.rank):
+    for k in shards:
         problem = shard_problem(shard_path(out_dir, k), spec.provenance(k))
         if problem is not None:
             if problem != "missing":
                 log.info("shard %d is redone: %s", k, problem)
             todo.append(k)
+    return todo
 
-    if todo:
-        model, meta = load_for_sampling(spec.checkpoint, ctx.device)
-        weak = load_for_sampling(spec.weak_checkpoint, ctx.device)[0] if spec.weak_checkpoint else None
-        ae_spec = meta["latent"].get("autoencoder")
-        autoencoder = load_autoencoder(ae_spec, args.assets_dir, device=ctx.device) if ae_spec else None
-        total = sum(len(spec.indices(k)) for k in todo)
-        log.info("sampling %d shard(s), %d images, guidance %s", len(todo), total, guidance.to_dict())
-        start = time.perf_counter()
-        with tqdm(total=total, unit="img", desc="sample", disable=ctx.rank != 0) as bar:
-            for k in todo:
-                arrays = sample_shard(
-                    model,
-                    spec,
-                    k,
-                    meta["latent"],
-                    weak_model=weak,
-                    autoencoder=autoencoder,
-                    device=ctx.device,
-                    progress=bar,
-                )
-                save_npz(shard_path(out_dir, k), **arrays)
-        elapsed = time.perf_counter() - start
-        log.info("%d images in %.1f s (%.2f img/s)", total, elapsed, total / elapsed)
-    # Whichever process finds every shard in place finishes the set (the last one to finish).
-    if all(
+
+def make_shards(spec: SampleSetSpec, out_dir: Path, shards: list[int], sampler: Sampler, progress: bool = True) -> None:
+    """Sample and write ``shards`` of the set (each atomically), with a progress bar."""
+    total = sum(len(spec.indices(k)) for k in shards)
+    log.info("sampling %d shard(s), %d images, guidance %s", len(shards), total, spec.guidance.to_dict())
+    start = time.perf_counter()
+    with tqdm(total=total, unit="img", desc="sample", disable=not progress) as bar:
+        for k in shards:
+            arrays = sample_shard(
+                sampler.model, spec, k, sampler.latent, weak_model=sampler.weak_model,
+                autoencoder=sampler.autoencoder, device=sampler.device, progress=bar,
+            )  # fmt: skip
+            save_npz(shard_path(out_dir, k), **arrays)
+    elapsed = time.perf_counter() - start
+    log.info("%d images in %.1f s (%.2f img/s)", total, elapsed, total / max(elapsed, 1e-9))
+
+
+def is_complete(spec: SampleSetSpec, out_dir: Path) -> bool:
+    """Every shard of the set is there and was made from these inputs (a light check: the files'
+    CRCs are verified when they are reused or read)."""
+    return all(
         shard_problem(shard_path(out_dir, k), spec.provenance(k), full=False) is None for k in range(spec.num_shards)
-    ):
+    )
+
+
+def guidance_from_args(args: argparse.Namespace) -> Guidance:
+    return Guidance.from_dict(
+        {f"{n}_{k}": getattr(args, f"{n}_{k}") for n in ("ig", "cfg", "ag") for k in ("scale", "interval")}
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    spec = SampleSetSpec(
+        args.checkpoint, guidance_from_args(args), sampling_from_args(args), args.labels, args.ag_checkpoint
+    )
+    wanted = args.shard if args.shard else range(spec.num_shards)
+    bad = [k for k in wanted if not 0 <= k < spec.num_shards]
+    if bad:
+        raise IGError(f"shard index {bad[0]} out of range: {spec.num_shards} shards of {spec.sampling.shard_size}")
+    ctx = process_context(args.device)
+    todo = shards_to_make(spec, args.out_dir, [k for k in wanted if k % ctx.world_size == ctx.rank])
+    if todo:
+        sampler = Sampler.load(spec.checkpoint, ctx.device, spec.weak_checkpoint, args.assets_dir)
+        make_shards(spec, args.out_dir, todo, sampler, progress=ctx.rank == 0)
+    # Whichever process finds every shard in place finishes the set (the last one to finish).
+    if is_complete(spec, args.out_dir):
         if args.grid:
-            write_set_grid(out_dir, args.grid)
+            write_set_grid(args.out_dir, args.grid)
         if args.manifest:
-            write_manifest(spec, out_dir, args.manifest)
+            write_manifest(spec, args.out_dir, args.manifest)

@@ -1,0 +1,345 @@
+"""``ig tune``: the best guidance setting for a checkpoint, at a fraction of a grid's cost.
+
+The paper tunes the IG scale, its interval and (with CFG) the CFG scale jointly, by hand, and every
+point of a grid costs a full evaluation. Successive halving spends samples where they decide:
+every candidate gets a small sample set; the better part goes on to a set η times larger; the
+last survivor is confirmed at the full count. Three facts of this project make that cheap and
+honest:
+
+- **Pairing.** Every candidate's set uses the same noise and labels for sample *i*
+  (``ig.sampling.sets``). Candidates are ranked on paired FD differences with their bootstrap
+  errors (``ig.evaluation.uncertainty``): one that is significantly worse than the rung's best is
+  dropped even if it ranks in the top part, and the ranking is not sampling noise.
+- **Small-sample bias.** FD over n samples is biased upward by a term that shrinks like 1/n, and
+  the term differs a little between candidates. Candidates are therefore compared only at equal n,
+  within a rung (where the bias is nearly common and cancels in paired differences), and the
+  winner's FD is the one at the full count. (A debiased FD∞ extrapolation would allow comparing
+  across n, but it needs several n per candidate, which successive halving does not pay for.)
+- **Prefixes and provenance.** The n samples of a rung are the first n of the next rung's, so a
+  survivor only samples the new ones; shards and their features are files with provenance, so a
+  killed run continues from what it has.
+
+Outputs in ``--out-dir``: ``trace.json`` (every candidate: its guidance, per rung the sample count,
+FD ± error and its paired difference to the rung's best, and where it was dropped; the chosen
+setting; the images sampled), ``chosen.json`` (a guidance entry, as the config's ``guidance:``
+section writes one) and ``space.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ig.errors import IGError
+from ig.evaluation.uncertainty import Difference, verdict
+from ig.guidance import Guidance
+from ig.sampling.settings import LABEL_MODES, SamplingSettings, add_sampling_arguments, sampling_from_args
+from ig.utils.io import atomic_path, read_yaml_mapping, write_json
+
+log = logging.getLogger(__name__)
+# The dimensions a space may tune, and the guidance each sets.
+DIMENSIONS = ("ig_scale", "ig_interval_low", "cfg_scale", "cfg_interval_high", "ag_scale")
+METRIC = "fid"
+
+
+# --- the space -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Space:
+    """Guidance settings to search: dimensions given as lists (a grid) or as ranges (sampled by a
+    scrambled Halton sequence), on top of ``fixed`` guidance settings."""
+
+    values: dict[str, tuple[float, ...]]
+    ranges: dict[str, tuple[float, float]]
+    fixed: Guidance = Guidance()
+
+    @classmethod
+    def from_dict(cls, space: dict[str, Any], fixed: dict[str, Any] | None = None) -> Space:
+        """``{ig_scale: [1, 1.5, 2], cfg_scale: {range: [1, 2]}, …}``; unknown dimensions are errors."""
+        unknown = sorted(set(space) - set(DIMENSIONS))
+        if unknown or not space:
+            raise IGError(f"tuning space: unknown or no dimension(s) {unknown}; choose from {list(DIMENSIONS)}")
+        values, ranges = {}, {}
+        for name, spec in space.items():
+            if isinstance(spec, dict) and set(spec) == {"range"} and len(spec["range"]) == 2:
+                low, high = (float(v) for v in spec["range"])
+                if not low < high:
+                    raise IGError(
+                        f"tuning space: {name} range must be [low, high] with low < high, got {spec['range']}"
+                    )
+                ranges[name] = (low, high)
+            elif isinstance(spec, list) and spec and all(isinstance(v, int | float) for v in spec):
+                values[name] = tuple(float(v) for v in spec)
+            else:
+                raise IGError(f"tuning space: {name} must be a list of numbers or {{range: [low, high]}}, got {spec!r}")
+        return cls(values, ranges, Guidance.from_dict(fixed or {}))
+
+    def candidates(self, count: int | None = None, seed: int = 0) -> list[Guidance]:
+        """The grid of the listed values (``count`` None), or ``count`` points of a scrambled Halton
+        sequence over every dimension (a listed dimension takes the value its coordinate falls on);
+        settings that guide identically are kept once."""
+        if count is None:
+            if self.ranges:
+                raise IGError("a tuning space with ranges needs a number of candidates (--candidates)")
+            points = [dict(zip(self.values, combo, strict=True)) for combo in itertools.product(*self.values.values())]
+        else:
+            from scipy.stats import qmc
+
+            names = [*self.values, *self.ranges]
+            unit = qmc.Halton(len(names), scramble=True, seed=seed).random(count)
+            points = []
+            for u in unit:
+                point = dict(zip(names, u, strict=True))
+                for name, options in self.values.items():
+                    point[name] = options[min(int(point[name] * len(options)), len(options) - 1)]
+                for name, (low, high) in self.ranges.items():
+                    point[name] = round(low + point[name] * (high - low), 3)
+                points.append(point)
+        unique: dict[Guidance, None] = {}
+        for point in points:
+            unique.setdefault(canonical(self.fixed, point))
+        return list(unique)
+
+    def grid_size(self) -> int:
+        return math.prod(len(v) for v in self.values.values())
+
+
+def canonical(fixed: Guidance, point: dict[str, float]) -> Guidance:
+    """The guidance of a point of the space; a guidance switched off (scale 1) forgets its interval,
+    so that settings that guide identically compare equal."""
+    g = replace(
+        fixed,
+        ig_scale=point.get("ig_scale", fixed.ig_scale),
+        ig_interval=(point.get("ig_interval_low", fixed.ig_interval[0]), fixed.ig_interval[1]),
+        cfg_scale=point.get("cfg_scale", fixed.cfg_scale),
+        cfg_interval=(fixed.cfg_interval[0], point.get("cfg_interval_high", fixed.cfg_interval[1])),
+        ag_scale=point.get("ag_scale", fixed.ag_scale),
+    )
+    default = Guidance()
+    for name in ("ig", "cfg", "ag"):
+        if getattr(g, f"{name}_scale") == 1.0:
+            g = replace(g, **{f"{name}_interval": getattr(default, f"{name}_interval")})
+    return g
+
+
+def label(g: Guidance) -> str:
+    """A short name of a guidance setting, e.g. ``ig2-0.3+cfg1.5`` (also its sample folder's name)."""
+    parts = []
+    for name, default_low, default_high in (("ig", 0.0, 1.0), ("cfg", 0.0, 1.0), ("ag", 0.0, 1.0)):
+        scale = getattr(g, f"{name}_scale")
+        if scale != 1.0:
+            low, high = getattr(g, f"{name}_interval")
+            interval = "" if (low, high) == (default_low, default_high) else f"({low:g},{high:g}]"
+            parts.append(f"{name}{scale:g}{interval}")
+    return "+".join(parts) or "none"
+
+
+# --- successive halving ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Score:
+    """A candidate's metric at one sample count, with its bootstrap replicates (for pairing)."""
+
+    value: float
+    replicates: np.ndarray
+
+
+def rung_sizes(num_candidates: int, full: int, eta: int, min_samples: int) -> list[int]:
+    """Sample counts of the rungs: ``n0·η^r`` up to the full count, with as many rungs as it takes
+    to halve (η) the candidates down to one, and no rung below ``min_samples``."""
+    if eta < 2:
+        raise IGError(f"successive halving needs eta >= 2, got {eta}")
+    rungs = math.ceil(math.log(num_candidates) / math.log(eta) - 1e-9) if num_candidates > 1 else 0
+    while rungs > 0 and math.ceil(full / eta**rungs) < min_samples:
+        rungs -= 1
+    first = math.ceil(full / eta**rungs)
+    return [first * eta**r for r in range(rungs + 1)]
+
+
+def paired(a: Score, b: Score) -> Difference:
+    diff = a.replicates - b.replicates
+    return Difference(a.value - b.value, float(np.std(diff, ddof=1)), True)
+
+
+def successive_halving(
+    candidates: list[Guidance], sizes: list[int], eta: int, score: Callable[[Guidance, int], Score]
+) -> dict[str, Any]:
+    """Evaluate every alive candidate at each rung's sample count; keep the best ⌈alive/η⌉, less any
+    that is significantly worse than the rung's best (paired); the best of the last rung wins."""
+    records = [{"guidance": g.to_dict(), "label": label(g), "rungs": [], "dropped": None} for g in candidates]
+    alive = list(range(len(candidates)))
+    for r, n in enumerate(sizes):
+        scores = {i: score(candidates[i], n) for i in alive}
+        best = min(alive, key=lambda i: scores[i].value)
+        for i in alive:
+            d = paired(scores[i], scores[best])
+            records[i]["rungs"].append(
+                {"num_samples": n, METRIC: scores[i].value, "se": float(np.std(scores[i].replicates, ddof=1)),
+                 "delta_to_best": d.delta, "delta_se": d.se, "verdict": verdict(d, METRIC) if i != best else "best"}
+            )  # fmt: skip
+        if r == len(sizes) - 1:
+            break
+        ranked = sorted(alive, key=lambda i: scores[i].value)
+        keep = ranked[: max(1, math.ceil(len(alive) / eta))]
+        keep = [i for i in keep if records[i]["rungs"][-1]["verdict"] != "worse"]
+        for i in set(alive) - set(keep):
+            worse = records[i]["rungs"][-1]["verdict"] == "worse"
+            records[i]["dropped"] = {
+                "rung": r,
+                "reason": "significantly worse than the best" if worse else f"not in the best 1/{eta}",
+            }
+        alive = [i for i in ranked if i in keep]
+        log.info(
+            "rung %d (%d samples): %d candidate(s) go on: %s", r, n, len(alive), [records[i]["label"] for i in alive]
+        )
+    chosen = best
+    images = sum(c["rungs"][-1]["num_samples"] for c in records)  # sets grow by prefix: the largest counts
+    return {"candidates": records, "chosen": records[chosen]["guidance"], "chosen_label": records[chosen]["label"],
+            "chosen_index": chosen, "schedule": sizes, "eta": eta, "sampled_images": images}  # fmt: skip
+
+
+# --- sampling and scoring a candidate ---------------------------------------------------------------
+class SampleScorer:
+    """FD of a candidate's first n samples, sampled (or reused) under ``out_dir/samples/<label>`` and
+    featurised once per shard (``out_dir/features``, each file naming the shard it came from)."""
+
+    def __init__(self, sampler, checkpoint: Path, sampling: SamplingSettings, labels: str, weak_checkpoint,
+                 reference: dict, extractor, out_dir: Path, bootstrap: int) -> None:  # fmt: skip
+        self.sampler, self.checkpoint, self.sampling, self.labels = sampler, checkpoint, sampling, labels
+        self.weak_checkpoint, self.reference, self.extractor = weak_checkpoint, reference, extractor
+        self.out_dir, self.bootstrap = out_dir, bootstrap
+
+    def __call__(self, guidance: Guidance, n: int) -> Score:
+        from ig.evaluation.metrics import feature_statistics, frechet_distance
+        from ig.evaluation.uncertainty import Bootstrap, frechet_replicates
+        from ig.sampling.sets import SampleSetSpec, make_shards, shards_to_make
+
+        spec = SampleSetSpec(
+            self.checkpoint, guidance, replace(self.sampling, num_samples=n), self.labels, self.weak_checkpoint
+        )
+        folder = self.out_dir / "samples" / label(guidance)
+        todo = shards_to_make(spec, folder, range(spec.num_shards))
+        if todo:
+            make_shards(spec, folder, todo, self.sampler, progress=False)
+        pool = np.concatenate([self._features(folder, k) for k in range(spec.num_shards)])[:n]
+        fd = frechet_distance(*feature_statistics(pool), self.reference["mu"], self.reference["sigma"])
+        replicates = frechet_replicates(
+            pool, self.reference["mu"], self.reference["sigma"], Bootstrap(n, self.bootstrap)
+        )
+        log.info("%s at %d samples: FD %.3f", label(guidance), n, fd)
+        return Score(fd, replicates)
+
+    def _features(self, folder: Path, k: int) -> np.ndarray:
+        """Pool features of shard k, cached beside the samples with the shard's digest and the extractor."""
+        from ig.utils.io import file_digest, load_npz, save_npz, shard_path
+
+        shard = shard_path(folder, k)
+        cache = self.out_dir / "features" / folder.name / shard.name
+        made_from = f"{file_digest(shard)} {self.extractor.identity}"
+        if cache.is_file():
+            cached = load_npz(cache, "feature cache")
+            if str(cached["made_from"]) == made_from:
+                return cached["pool"]
+        pool = self.extractor(load_npz(shard, "sample shard")["arr_0"])["pool"]
+        save_npz(cache, pool=pool, made_from=np.array(made_from))
+        return pool
+
+
+# --- outputs ---------------------------------------------------------------------------------------
+def plot_space(trace: dict[str, Any], space: Space, path: Path) -> None:
+    """The candidates on the space's first two tuned dimensions: colour = FD at the last rung each
+    reached, size = how far it got, the chosen one circled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    dims = [*space.values, *space.ranges][:2]
+    keys = {"ig_interval_low": ("ig_interval", 0), "cfg_interval_high": ("cfg_interval", 1)}
+
+    def coordinate(g: dict, dim: str) -> float:
+        return g[keys[dim][0]][keys[dim][1]] if dim in keys else g[dim]
+
+    fig = Figure(figsize=(5, 4))
+    ax = fig.add_subplot()
+    xs = [coordinate(c["guidance"], dims[0]) for c in trace["candidates"]]
+    ys = [coordinate(c["guidance"], dims[1]) if len(dims) > 1 else 0.0 for c in trace["candidates"]]
+    reached = [len(c["rungs"]) for c in trace["candidates"]]
+    values = [c["rungs"][-1][METRIC] for c in trace["candidates"]]
+    points = ax.scatter(xs, ys, c=values, s=[30 * r**1.5 for r in reached], cmap="viridis_r", edgecolors="k")
+    chosen = trace["chosen_index"]
+    ax.scatter([xs[chosen]], [ys[chosen]], s=400, facecolors="none", edgecolors="red", linewidths=2)
+    fig.colorbar(points, ax=ax, label="FD at the last rung reached")
+    ax.set_xlabel(dims[0])
+    ax.set_ylabel(dims[1] if len(dims) > 1 else "")
+    ax.set_title(f"successive halving: {len(xs)} candidates, chosen {trace['chosen_label']}", fontsize=9)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+
+
+def tune(space: Space, candidates: list[Guidance], sizes: list[int], eta: int, scorer: Callable[[Guidance, int], Score],
+         out_dir: Path) -> dict[str, Any]:  # fmt: skip
+    """Search the candidates with successive halving and write the trace, the chosen entry and the plot."""
+    log.info("%d candidates, rungs of %s samples", len(candidates), sizes)
+    trace = successive_halving(candidates, sizes, eta, scorer)
+    grid = len(candidates) * sizes[-1]
+    trace |= {"metric": METRIC, "grid_images": grid, "sample_share": trace["sampled_images"] / grid,
+              "space": {"values": space.values, "ranges": space.ranges, "fixed": space.fixed.to_dict()}}  # fmt: skip
+    write_json(out_dir / "trace.json", trace)
+    plot_space(trace, space, out_dir / "space.png")
+    write_json(out_dir / "chosen.json", trace["chosen"])
+    return trace
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, required=True, help="training checkpoint to tune guidance for")
+    p.add_argument(
+        "--space", required=True, help="YAML file: dimensions (lists or {range: [lo, hi]}), optional `fixed`"
+    )
+    p.add_argument("--reference", type=Path, required=True, help="reference .npz of `ig reference`")
+    p.add_argument("--extractor", required=True, help="inception:<weights.pth> or classifier:<checkpoint.pt>")
+    p.add_argument("--out-dir", type=Path, required=True, help="samples, features, trace.json, chosen.json, space.png")
+    p.add_argument("--candidates", type=int, help="points drawn from a space with ranges (default: the grid)")
+    p.add_argument("--eta", type=int, default=3, help="keep the best 1/eta at each rung (default 3)")
+    p.add_argument("--min-samples", type=int, default=100, help="smallest rung (default 100)")
+    p.add_argument("--bootstrap", type=int, default=20, help="bootstrap resamples behind each error")
+    p.add_argument("--space-seed", type=int, default=0, help="seed of the Halton sequence")
+    p.add_argument("--labels", choices=LABEL_MODES, default="random")
+    add_sampling_arguments(p)  # --num-samples: the full count, where the winner is confirmed
+    p.add_argument("--ag-checkpoint", type=Path, help="weak model checkpoint (for ag_scale)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.add_argument("--assets-dir", help="where autoencoder weights resolve (default: $IG_ASSETS or assets)")
+
+
+def run(args: argparse.Namespace) -> None:
+    from ig.distributed import process_context
+    from ig.evaluation.evaluate import load_reference
+    from ig.evaluation.extractors import load_extractor
+    from ig.sampling.sets import Sampler
+
+    spec = read_yaml_mapping(args.space, what="tuning space")
+    space = Space.from_dict({k: v for k, v in spec.items() if k != "fixed"}, spec.get("fixed"))
+    sampling = sampling_from_args(args)
+    device = process_context(args.device).device
+    extractor = load_extractor(args.extractor, device)
+    reference = load_reference(args.reference)
+    if str(reference["extractor"]) != extractor.identity:
+        raise IGError(f"the reference was made with {reference['extractor']}, not {extractor.identity}; rebuild it")
+    candidates = space.candidates(args.candidates, args.space_seed)
+    sizes = rung_sizes(len(candidates), sampling.num_samples, args.eta, args.min_samples)
+    sampling = replace(sampling, shard_size=sizes[0])  # every rung is whole shards: sets grow by prefix
+    sampler = Sampler.load(args.checkpoint, device, args.ag_checkpoint, args.assets_dir)
+    scorer = SampleScorer(sampler, args.checkpoint, sampling, args.labels, args.ag_checkpoint, reference, extractor,
+                          args.out_dir, args.bootstrap)  # fmt: skip
+    trace = tune(space, candidates, sizes, args.eta, scorer, args.out_dir)
+    chosen = trace["candidates"][trace["chosen_index"]]["rungs"][-1]
+    print(
+        f"chosen {trace['chosen_label']}: FD {chosen[METRIC]:.3f} ± {chosen['se']:.3f} at {chosen['num_samples']} "
+        f"samples; {trace['sampled_images']:,} images sampled, {100 * trace['sample_share']:.0f} % of the grid's"
+    )

@@ -1,0 +1,157 @@
+"""``ig tune``: the space, the schedule, successive halving on a metric with a known optimum, and
+the command end to end on a tiny model, killed and resumed."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ig.cli import main
+from ig.errors import IGError
+from ig.guidance import Guidance
+from ig.tuning import Score, Space, label, rung_sizes, successive_halving
+
+# --- the space ------------------------------------------------------------------------------------
+
+
+def test_a_grid_space_is_every_combination_less_settings_that_guide_alike():
+    space = Space.from_dict({"ig_scale": [1.0, 2.0], "ig_interval_low": [0.0, 0.3], "cfg_scale": [1.0, 1.5]})
+    candidates = space.candidates()
+    # IG off (scale 1) makes its interval irrelevant: (1, 0) and (1, 0.3) are one setting
+    assert len(candidates) == 6 and space.grid_size() == 8
+    assert Guidance(ig_scale=2.0, ig_interval=(0.3, 1.0), cfg_scale=1.5) in candidates
+    assert label(Guidance(ig_scale=2.0, ig_interval=(0.3, 1.0), cfg_scale=1.5)) == "ig2(0.3,1]+cfg1.5"
+
+
+def test_ranges_are_sampled_by_a_seeded_low_discrepancy_sequence():
+    space = Space.from_dict({"ig_scale": {"range": [1.0, 3.0]}, "cfg_scale": [1.0, 1.5, 2.0]})
+    a, b = space.candidates(12, seed=0), space.candidates(12, seed=0)
+    assert a == b and len(a) == 12
+    scales = sorted(g.ig_scale for g in a)
+    assert 1.0 <= scales[0] < 1.5 and 2.5 < scales[-1] <= 3.0  # spread over the range
+    assert {g.cfg_scale for g in a} == {1.0, 1.5, 2.0}
+    assert a != space.candidates(12, seed=1)
+
+
+@pytest.mark.parametrize(
+    "space,message",
+    [
+        ({"ig_weight": [1, 2]}, "unknown or no dimension"),
+        ({"ig_scale": {"range": [2, 1]}}, "low < high"),
+        ({"ig_scale": "1, 2"}, "must be a list of numbers"),
+    ],
+)
+def test_bad_spaces_are_one_line_errors(space, message):
+    with pytest.raises(IGError, match=message):
+        Space.from_dict(space)
+
+
+def test_rung_sizes_grow_by_eta_to_the_full_count_and_respect_the_minimum():
+    assert rung_sizes(16, 4000, 2, 100) == [250, 500, 1000, 2000, 4000]
+    assert rung_sizes(16, 600, 2, 100) == [150, 300, 600]  # fewer rungs rather than tiny sets
+    assert rung_sizes(27, 2700, 3, 50) == [100, 300, 900, 2700]
+    assert rung_sizes(1, 500, 3, 50) == [500]
+
+
+# --- successive halving on a known optimum ------------------------------------------------------------
+
+
+def _synthetic(optimum=(2.0, 1.5), shared=0.5, own=0.3, resamples=30):
+    """FD = distance to the optimum in (ig, cfg), plus sampling noise: a part shared by every candidate
+    at n samples (same seeds: it cancels in paired differences) and a part of its own, both ~1/√n."""
+    calls = []
+
+    def score(g: Guidance, n: int) -> Score:
+        calls.append(n)
+        rng_shared = np.random.default_rng(n)  # the same for every candidate at this n
+        rng_own = np.random.default_rng([n, int(100 * g.ig_scale), int(100 * g.cfg_scale)])
+        truth = (g.ig_scale - optimum[0]) ** 2 + 0.5 * (g.cfg_scale - optimum[1]) ** 2
+        common = shared / np.sqrt(n / 100) * rng_shared.standard_normal(resamples + 1)
+        mine = own / np.sqrt(n / 100) * rng_own.standard_normal(resamples + 1)
+        values = truth + common + mine
+        return Score(float(values[0]), values[1:])
+
+    return score, calls
+
+
+def test_successive_halving_finds_the_known_optimum_with_a_fraction_of_the_grids_samples():
+    space = Space.from_dict({"ig_scale": [1.0, 1.5, 2.0, 2.5, 3.0, 3.5], "cfg_scale": [1.0, 1.5, 2.0]})
+    candidates = space.candidates()
+    sizes = rung_sizes(len(candidates), 3200, 2, 100)
+    score, calls = _synthetic()
+    trace = successive_halving(candidates, sizes, 2, score)
+    assert trace["chosen"] == Guidance(ig_scale=2.0, cfg_scale=1.5).to_dict()
+    assert trace["sampled_images"] <= 0.25 * len(candidates) * sizes[-1]
+    # every candidate has its first rung; exactly one was confirmed at the full count
+    assert all(c["rungs"][0]["num_samples"] == sizes[0] for c in trace["candidates"])
+    assert [c["rungs"][-1]["num_samples"] for c in trace["candidates"]].count(sizes[-1]) == 1
+    dropped = [c for c in trace["candidates"] if c["dropped"]]
+    assert len(dropped) == len(candidates) - 1 and all("reason" in c["dropped"] for c in dropped)
+
+
+def test_successive_halving_drops_candidates_significantly_worse_than_the_best():
+    candidates = Space.from_dict({"ig_scale": [2.0, 2.05, 6.0, 7.0]}).candidates()
+    score, _ = _synthetic(shared=0.0, own=0.01)
+    trace = successive_halving(candidates, [400, 1600], 2, score)
+    first = {c["label"]: c for c in trace["candidates"]}
+    assert first["ig6"]["dropped"]["reason"] == "significantly worse than the best"
+    assert first["ig7"]["dropped"]["rung"] == 0
+
+
+# --- the command, killed and resumed -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tuning_inputs(tmp_path_factory):
+    """A tiny checkpoint, a tiny classifier and its reference (real Fashion-MNIST images)."""
+    from ig.evaluation.classifier import save_classifier
+    from ig.evaluation.train_classifier import dataset_arrays, train_classifier
+    from tests.test_sampling import _checkpoint
+
+    root = tmp_path_factory.mktemp("tune")
+    checkpoint = _checkpoint(root / "ep1.pt", seed=0)
+    images, labels = dataset_arrays("fashion-mnist", None, 32, "train", limit=1000)
+    save_classifier(train_classifier(images, labels, widths=(8, 16, 16), progress=False), root / "clf.pt",
+                    dataset="fashion-mnist", resolution=32)  # fmt: skip
+    main(["reference", "--dataset", "fashion-mnist", "--max-images", "500", "--extractor", f"classifier:{root / 'clf.pt'}",
+          "--out", str(root / "ref.npz"), "--pr-images", "100", "--no-progress"])  # fmt: skip
+    (root / "space.yaml").write_text("ig_scale: [1, 2]\ncfg_scale: [1, 1.5]\n")
+    return root
+
+
+def _tune(root, out):
+    main(["tune", "--checkpoint", str(root / "ep1.pt"), "--space", str(root / "space.yaml"), "--reference",
+          str(root / "ref.npz"), "--extractor", f"classifier:{root / 'clf.pt'}", "--out-dir", str(out),
+          "--num-samples", "64", "--min-samples", "16", "--eta", "2", "--steps", "3", "--batch-size", "16",
+          "--bootstrap", "5"])  # fmt: skip
+
+
+def test_tune_writes_trace_choice_and_plot_and_resumes_from_what_it_sampled(tuning_inputs, tmp_path, monkeypatch):
+    from ig.sampling import sets
+
+    made, kill_after = [], [3]
+    real = sets.make_shards
+
+    def counting(spec, folder, shards, sampler, progress=True):
+        if len(made) >= kill_after[0]:
+            raise KeyboardInterrupt  # a kill in the middle of the search
+        made.extend((folder.name, k) for k in shards)
+        real(spec, folder, shards, sampler, progress)
+
+    monkeypatch.setattr(sets, "make_shards", counting)
+    with pytest.raises(SystemExit) as killed:
+        _tune(tuning_inputs, tmp_path)
+    assert killed.value.code == 130 and len(made) == 3
+    before = list(made)
+    made.clear()
+    kill_after[0] = 10**9
+    _tune(tuning_inputs, tmp_path)
+    assert not set(made) & set(before[:3])  # what the killed run sampled was kept, not redone
+    trace = json.loads((tmp_path / "trace.json").read_text())
+    assert trace["schedule"] == [16, 32, 64] and len(trace["candidates"]) == 4
+    assert json.loads((tmp_path / "chosen.json").read_text()) == trace["chosen"]
+    assert trace["sampled_images"] == sum(c["rungs"][-1]["num_samples"] for c in trace["candidates"])
+    assert (tmp_path / "space.png").stat().st_size > 0
+    made.clear()
+    _tune(tuning_inputs, tmp_path)  # everything is there now: nothing is sampled again
+    assert made == []
