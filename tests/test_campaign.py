@@ -164,7 +164,9 @@ def test_tables_show_errors_paper_gaps_and_paired_comparisons(tmp_path, monkeypa
         }
     ]
     c = _campaign(config)
-    fake_results(c, {("ig", "none"): lambda i, m: 1.80, ("ig", "ig2"): lambda i, m: 1.70, ("ig", "ig3"): lambda i, m: 1.79})
+    fake_results(
+        c, {("ig", "none"): lambda i, m: 1.80, ("ig", "ig2"): lambda i, m: 1.70, ("ig", "ig3"): lambda i, m: 1.79}
+    )
     write_tables(c, ROOT / "results/paper/numbers.csv", tmp_path / "tables")
     md = (tmp_path / "tables/t.md").read_text()
     # paper: SiT+IG 800 ep without CFG has FID 1.75; ours 1.80 ± 0.05 is within noise of it
