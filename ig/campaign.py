@@ -62,6 +62,9 @@ LAYOUT = {
     "plots": "plots",
     "plot": "plots/{plot}.png",
     "plots_done": "plots/done.json",
+    "tuning": "tuning/{tuning}",
+    "tuned": "tuning/{tuning}/chosen.json",
+    "tuning_trace": "tuning/{tuning}/trace.json",
     "toy2d": "toy2d",
     "toy2d_table": "toy2d/metrics.md",
     "plan": "plan.md",
@@ -241,8 +244,49 @@ class Campaign:
         return SamplingSettings.from_dict({**self.sampling_defaults.to_dict(), **own})
 
     def guidance(self, name: str) -> Guidance:
+        """The guidance a named setting stands for (not for a tuned one: see :meth:`tuned_target`)."""
+        if self.tuned_target(name):
+            raise IGError(f"guidance {name!r} is tuned ({self.tuned_target(name)}): known only once `ig tune` ran")
         setting = {k: v for k, v in self.guidance_settings[name].items() if k not in GUIDANCE_EXTRAS}
         return Guidance.from_dict(setting)
+
+    def tuned_target(self, name: str) -> str | None:
+        """The tuning target whose chosen setting a guidance entry ``{tuned: <target>}`` stands for."""
+        return self.guidance_settings[name].get("tuned")
+
+    def tuning_space(self, target: str):
+        """The :class:`ig.tuning.Space` of a tuning target."""
+        from ig.tuning import Space
+
+        spec = self.config["tuning"][target]
+        return Space.from_dict(spec["space"], spec["fixed"])
+
+    def tuning_run(self, target: str) -> tuple[str, str]:
+        """(run, milestone) whose checkpoint a tuning target tunes (a run with seeds: its first seed)."""
+        setting = self.config["tuning"][target]
+        return self.groups[setting["run"]][0], self.milestone_of(setting)
+
+    def tuning_sampling(self, target: str) -> SamplingSettings:
+        """The run's sampling settings, with the target's full count."""
+        run, _ = self.tuning_run(target)
+        full = self.config["tuning"][target]["num_samples"]
+        return (
+            self.sampling(run)
+            if full is None
+            else SamplingSettings.from_dict({**self.sampling(run).to_dict(), "num_samples": full})
+        )
+
+    def may_use_ig(self, name: str) -> bool:
+        """Whether a guidance setting (or, tuned, any point of its space) applies IG."""
+        target = self.tuned_target(name)
+        if target is None:
+            return self.guidance(name).ig_scale != 1.0
+        space = self.tuning_space(target)
+        return (
+            space.fixed.ig_scale != 1.0
+            or any(v != 1.0 for v in space.values.get("ig_scale", ()))
+            or "ig_scale" in space.ranges
+        )
 
     def weak_model(self, name: str) -> tuple[str, str] | None:
         """(run, milestone) of the autoguidance weak model of a guidance setting, if any."""
@@ -308,7 +352,21 @@ class Campaign:
     def _check(self, dry_run: bool) -> None:
         """Names used across sections must exist and settings must be valid: caught here, before any
         job runs, with the one-line errors the commands themselves would give."""
+        for target, spec in self.config["tuning"].items():
+            where = f"config: tuning.{target}"
+            try:
+                self.tuning_space(target).candidates(spec["candidates"])
+            except IGError as exc:
+                raise IGError(f"{where}: {exc}") from None
+            self._check_setting(spec, where)
         for name in self.guidance_settings:
+            target = self.tuned_target(name)
+            if target is not None:
+                if len(self.guidance_settings[name]) > 1:
+                    raise IGError(f"config: guidance.{name}: a tuned setting has only the key `tuned`")
+                if target not in self.config["tuning"]:
+                    raise IGError(f"config: guidance.{name}.tuned: unknown tuning target {target!r}")
+                continue
             try:
                 self.guidance(name)
             except IGError as exc:
@@ -353,7 +411,7 @@ class Campaign:
                     raise IGError(f"{where}: unknown run {setting['run']!r}")
                 self._check_setting(setting, where)
         for s in self.sample_sets():
-            if self.guidance(s.guidance).ig_scale != 1.0 and not self.has_head(s.run):
+            if self.may_use_ig(s.guidance) and not self.has_head(s.run):
                 raise IGError(
                     f"config: guidance {s.guidance!r} uses IG on run {self.group_of(s.run)!r}, whose model has no "
                     "intermediate head (ig_layer 0); evaluate it with guidance that has ig_scale 1"

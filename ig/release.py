@@ -19,7 +19,7 @@ from ig.assets import default_assets_dir, require
 from ig.data.latents import Normalization
 from ig.errors import IGError
 from ig.models import from_official
-from ig.train.checkpoint import save_checkpoint
+from ig.train.checkpoint import save_milestone
 from ig.utils.io import load_torch
 
 SD_VAE_SCALE = 0.18215
@@ -64,13 +64,11 @@ def import_checkpoint(
     run: str,
     epoch: int,
 ) -> dict:
-    """The checkpoint dict (format of ``ig.train.checkpoint``) of an imported release."""
+    """The milestone (format of ``ig.train.checkpoint``) of an imported release: its weights as the EMA."""
     model = from_official(model_name, load_release(weights), **overrides)
-    state = model.state_dict()
     return {
         "model_config": model.config,
-        "model": state,
-        "ema": state,
+        "ema": model.state_dict(),
         "latent": {
             "normalization": normalization.to_dict(),
             "autoencoder": autoencoder,
@@ -80,6 +78,8 @@ def import_checkpoint(
         "run": {"name": run, "config": {"import": str(weights)}, "fingerprint": None},
         "epoch": epoch,
         "step": 0,
+        "steps_per_epoch": 0,
+        "segment": None,
     }
 
 
@@ -115,5 +115,5 @@ def run(args: argparse.Namespace) -> None:
         args.run,
         args.epoch,
     )
-    save_checkpoint(args.out, state)
+    save_milestone(args.out, state, training_state=None)
     print(f"wrote {args.out}: {args.model} ({sum(v.numel() for v in state['ema'].values()) / 1e6:.1f}M parameters)")

@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 
 from ig.errors import IGError
-from ig.evaluation.uncertainty import Difference, verdict
 from ig.guidance import Guidance
 from ig.sampling.settings import LABEL_MODES, SamplingSettings, add_sampling_arguments, sampling_from_args
 from ig.utils.io import atomic_path, read_yaml_mapping, write_json
@@ -162,7 +161,10 @@ def rung_sizes(num_candidates: int, full: int, eta: int, min_samples: int) -> li
     return [first * eta**r for r in range(rungs + 1)]
 
 
-def paired(a: Score, b: Score) -> Difference:
+def paired(a: Score, b: Score):
+    """``a − b`` with the error of its per-resample differences (an ``ig.evaluation.uncertainty.Difference``)."""
+    from ig.evaluation.uncertainty import Difference  # the statistics import scipy: not at parse time
+
     diff = a.replicates - b.replicates
     return Difference(a.value - b.value, float(np.std(diff, ddof=1)), True)
 
@@ -172,6 +174,8 @@ def successive_halving(
 ) -> dict[str, Any]:
     """Evaluate every alive candidate at each rung's sample count; keep the best ⌈alive/η⌉, less any
     that is significantly worse than the rung's best (paired); the best of the last rung wins."""
+    from ig.evaluation.uncertainty import verdict
+
     records = [{"guidance": g.to_dict(), "label": label(g), "rungs": [], "dropped": None} for g in candidates]
     alive = list(range(len(candidates)))
     for r, n in enumerate(sizes):

@@ -17,7 +17,7 @@ from ig.cli import main
 from ig.data.autoencoders import tiny_config
 from ig.models import create_model
 from ig.sampling.sets import initial_noise, sample_labels
-from ig.train.checkpoint import save_checkpoint
+from ig.train.checkpoint import save_milestone
 from ig.utils.io import file_digest, load_npz
 
 ARGS = ["--num-samples", "40", "--shard-size", "16", "--steps", "4", "--batch-size", "8",
@@ -32,7 +32,6 @@ def _checkpoint(path, seed):
     model = create_model("SiT-T/2", input_size=8, in_channels=4, num_classes=10, head_zero_init=False)
     state = {
         "model_config": model.config,
-        "model": model.state_dict(),
         "ema": model.state_dict(),
         "latent": {
             "normalization": {"kind": "scalar", "scale": 0.5, "shift": 0.0},
@@ -43,8 +42,10 @@ def _checkpoint(path, seed):
         "run": {"name": "run"},
         "epoch": 1,
         "step": 10,
+        "steps_per_epoch": 10,
+        "segment": None,
     }
-    save_checkpoint(path, state)
+    save_milestone(path, state, training_state=None)
     return path
 
 

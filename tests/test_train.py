@@ -27,7 +27,7 @@ from ig.data.latents import LatentDataset, map_npz
 from ig.errors import IGError
 from ig.train.batches import BatchPlan, epoch_permutation
 from ig.train.benchmarks import write_random_latents
-from ig.train.checkpoint import load_checkpoint, load_for_sampling
+from ig.train.checkpoint import load_for_sampling, load_milestone, load_state
 from ig.train.cli import add_arguments
 from ig.train.config import RunConfig
 from ig.train.ema import EMA
@@ -303,7 +303,7 @@ def train_with_kills(cfg: RunConfig, run_config: Path, seg: Segment, kill_after_
     """Run the segment as ``ig train`` subprocesses, SIGKILLed as soon as the log reaches each of
     ``kill_after_steps`` (a fresh process after each kill), then finish it in this process.
     Returns how many kills landed before the milestone was written."""
-    log = seg.log or seg.workdir / "metrics.jsonl"
+    log = seg.log or seg.workdir / "training.jsonl"
     landed = 0
     for k in kill_after_steps:
         proc = subprocess.Popen(
@@ -354,7 +354,9 @@ def check_two_milestones_survive_kills(tmp_path: Path, kills: tuple[int, int], s
     assert landed >= (1 + sum(kills)) // 2  # on a slow machine a kill may come after the milestone
 
     for ref, killed in zip(*chains.values(), strict=True):
-        assert_same_state(load_checkpoint(ref.out), load_checkpoint(killed.out), ref.out.name)
+        assert_same_state(load_milestone(ref.out), load_milestone(killed.out), ref.out.name)
+    ref, killed = chains["ref"][1], chains["killed"][1]  # the latest milestone keeps its full state
+    assert_same_state(load_state(ref.state_path), load_state(killed.state_path), ref.state_path.name)
     ref_log, killed_log = (log_without_timings(seg.log) for seg in (chains["ref"][0], chains["killed"][0]))
     assert [r["step"] for r in killed_log] == list(range(1, 2 * steps_per_segment + 1))  # no step twice
     assert killed_log == ref_log
@@ -375,10 +377,12 @@ def test_segments_equal_one_long_run_and_feed_sampling(tmp_path):
     run_segment(cfg, first := segment(tmp_path, "a", latents, until_step=3))
     run_segment(cfg, segment(tmp_path, "b", latents, until_epoch=2, init=first.out))
     run_segment(cfg, segment(tmp_path, "long", latents, until_step=10))
-    assert_same_state(load_checkpoint(tmp_path / "b.pt"), load_checkpoint(tmp_path / "long.pt"))
+    b, long = segment(tmp_path, "b", latents), segment(tmp_path, "long", latents)
+    assert_same_state(load_state(b.state_path), load_state(long.state_path))
+    assert not first.state_path.exists()  # only the latest milestone keeps its full training state
 
     model, meta = load_for_sampling(tmp_path / "b.pt")
-    state = load_checkpoint(tmp_path / "b.pt")
+    state = load_milestone(tmp_path / "b.pt")
     assert not model.training and (meta["step"], meta["epoch"]) == (10, 2) and meta["run"]["name"] == "run"
     assert meta["latent"]["normalization"] == {"kind": "scalar", "scale": 0.5, "shift": 0.1}
     assert meta["latent"]["latent_shape"] == list(LATENT_SHAPE) and meta["latent"]["num_classes"] == NUM_CLASSES
@@ -402,7 +406,7 @@ def test_release_variants_train(tmp_path, options):
     latents = write_latents(tmp_path / "lat", fmt="lightningdit" if "loss" in options else "sit")
     seg = segment(tmp_path, "m", latents, until_step=3, tensorboard=tmp_path / "tb")  # a warning if not installed
     run_segment(RunConfig.from_dict(RUN | options), seg)
-    records = read_log(seg.workdir / "metrics.jsonl")
+    records = read_log(seg.workdir / "training.jsonl")
     assert [r["step"] for r in records] == [1, 2, 3]
     assert all(np.isfinite(r["loss"]) and r["loss_inter"] > 0 for r in records)
     assert ("loss" in options) == all(r["loss_cos"] > 0 for r in records)
@@ -416,7 +420,8 @@ def test_activation_checkpointing_changes_nothing(tmp_path):
         run_segment(
             RunConfig.from_dict(RUN | {"grad_checkpointing": flag}), segment(tmp_path, name, latents, until_step=2)
         )
-    assert_same_state(load_checkpoint(tmp_path / "plain.pt")["model"], load_checkpoint(tmp_path / "ckpt.pt")["model"])
+    plain, ckpt = (load_state(tmp_path / f"{name}.partial/state.pt")["model"] for name in ("plain", "ckpt"))
+    assert_same_state(plain, ckpt)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_resume_file(tmp_path):
@@ -430,16 +435,76 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_resume_file(tmp_path):
     seg = segment(tmp_path, "nan", latents, until_step=5)
     with pytest.raises(IGError, match="non-finite loss nan .* in step 4 .*resume.pt"):
         run_segment(cfg, seg)
-    assert load_checkpoint(seg.resume_path)["step"] == 3 and not seg.out.exists()
+    assert load_state(seg.resume_path)["step"] == 3 and not seg.out.exists()
 
 
 def test_a_resume_file_of_another_run_is_refused(tmp_path):
     latents = write_latents(tmp_path / "lat")
-    seg = segment(tmp_path, "x", latents, until_step=4)
-    run_segment(RunConfig.from_dict(RUN | {"resume_every_steps": 1}), segment(tmp_path, "x", latents, until_step=2))
-    (tmp_path / "x.pt").rename(seg.resume_path)  # a state from "another segment"
+    other = segment(tmp_path, "x", latents, until_step=2)
+    run_segment(RunConfig.from_dict(RUN), other)
+    seg = segment(tmp_path, "y", latents, until_step=4)
+    seg.workdir.mkdir()
+    other.state_path.rename(seg.resume_path)  # a state from "another segment"
     with pytest.raises(IGError, match="belongs to another run config or segment"):
         run_segment(RunConfig.from_dict(RUN), seg)
+
+
+def test_milestones_are_lean_and_the_full_state_lives_in_the_workdir(tmp_path):
+    latents = write_latents(tmp_path / "lat")
+    run_segment(RunConfig.from_dict(RUN), seg := segment(tmp_path, "m", latents, until_step=2))
+    milestone, state = load_milestone(seg.out), load_state(seg.state_path)
+    assert "optimizer" not in milestone and "model" not in milestone and "optimizer" in state
+    assert milestone["training_state"] == "m.partial/state.pt"
+    assert seg.out.stat().st_size < 0.4 * seg.state_path.stat().st_size  # EMA only vs model, EMA, 2 moments
+
+
+def test_a_finished_segment_is_not_trained_again(tmp_path, caplog):
+    """Killed after its milestone was written, the workflow deletes the milestone and reruns the job:
+    it is rewritten from the segment's full state, with no step trained again."""
+    latents = write_latents(tmp_path / "lat")
+    cfg = RunConfig.from_dict(RUN)
+    run_segment(cfg, seg := segment(tmp_path, "f", latents, until_step=3, log=tmp_path / "log.jsonl"))
+    before = load_milestone(seg.out)
+    log_before = (tmp_path / "log.jsonl").read_text()
+    seg.out.unlink()
+    (seg.workdir / ".resume.pt.x1y2.tmp").write_bytes(b"half a save")  # a kill during a save
+    with caplog.at_level("INFO", logger="ig.train.engine"):
+        run_segment(cfg, seg)
+    assert "the segment had finished" in caplog.text
+    assert_same_state(load_milestone(seg.out), before)
+    assert (tmp_path / "log.jsonl").read_text() == log_before
+    assert not list(seg.workdir.glob(".*.tmp"))
+
+
+def test_continuing_from_a_milestone_whose_state_was_removed_is_one_line(tmp_path):
+    latents = write_latents(tmp_path / "lat")
+    cfg = RunConfig.from_dict(RUN)
+    run_segment(cfg, a := segment(tmp_path, "a", latents, until_step=2))
+    run_segment(cfg, segment(tmp_path, "b", latents, until_step=4, init=a.out))
+    with pytest.raises(IGError, match="was removed once a later milestone was written"):
+        run_segment(cfg, segment(tmp_path, "c", latents, until_step=6, init=a.out))
+
+
+def test_a_second_job_of_the_same_segment_waits_for_the_first(tmp_path):
+    """A rerun while an orphaned job still trains the segment: it waits on the workdir lock, then
+    finds the segment finished instead of training it twice."""
+    import fcntl
+    import threading
+
+    latents = write_latents(tmp_path / "lat")
+    cfg = RunConfig.from_dict(RUN)
+    seg = segment(tmp_path, "w", latents, until_step=2)
+    seg.workdir.mkdir()
+    holder = open(seg.workdir / ".lock", "w")  # noqa: SIM115 - held across the thread below
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    second = threading.Thread(target=run_segment, args=(cfg, seg))
+    second.start()
+    time.sleep(1.0)
+    assert second.is_alive() and not seg.out.exists()  # waiting, not training
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    holder.close()
+    second.join(timeout=120)
+    assert seg.out.is_file()
 
 
 def test_model_must_fit_the_latents(tmp_path):

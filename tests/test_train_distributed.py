@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from ig.distributed import first_host, launcher_env
-from ig.train.checkpoint import load_checkpoint
+from ig.train.checkpoint import load_state
 from ig.train.config import RunConfig
 from ig.train.engine import run_segment
 from ig.train.log import read_log
@@ -83,18 +83,18 @@ def check_two_processes_match_one(tmp_path, options: dict, launcher: str) -> Non
         procs = [subprocess.Popen([*torchrun, *argv[1:]], env=subprocess_env())]
     assert [p.wait(timeout=300) for p in procs] == [0] * len(procs)
 
-    a, b = load_checkpoint(single.out), load_checkpoint(double.out)
+    a, b = load_state(single.state_path), load_state(double.state_path)
     for key in ("model", "ema", "optimizer"):
         assert_same_state(a[key], b[key], key, exact=False)
     assert a["step"] == b["step"] == 4
     one, two = (
-        log_without_timings(single.workdir / "metrics.jsonl"),
-        log_without_timings(double.workdir / "metrics.jsonl"),
+        log_without_timings(single.workdir / "training.jsonl"),
+        log_without_timings(double.workdir / "training.jsonl"),
     )
     assert [r["step"] for r in two] == [1, 2, 3, 4]
     for r1, r2 in zip(one, two, strict=True):
         assert r1 == pytest.approx(r2, rel=1e-4)
-    assert len(read_log(double.workdir / "metrics.jsonl")) == 4  # rank 0 alone writes the log
+    assert len(read_log(double.workdir / "training.jsonl")) == 4  # rank 0 alone writes the log
 
 
 def test_two_gloo_processes_launched_by_srun_match_one_process(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ig.train.checkpoint import load_checkpoint
+from ig.train.checkpoint import load_milestone, load_state
 from ig.train.cli import add_arguments
 from ig.train.config import RunConfig
 from ig.train.engine import run_segment
@@ -70,7 +70,7 @@ def test_signalled_local_job_requeues_and_resumes_exactly(tmp_path, monkeypatch)
 
     seg = segment(tmp_path, "job", latents, until_step=15)
     job = submit(cfg, seg, SubmitOptions(cluster="local", folder=tmp_path / "submitit", cpus_per_task=1, time_min=10))
-    log = seg.workdir / "metrics.jsonl"
+    log = seg.workdir / "training.jsonl"
     deadline = time.monotonic() + 120
     while not (log.is_file() and read_log(log) and read_log(log)[-1]["step"] >= 3):
         assert not job.done() and time.monotonic() < deadline, job.stderr()
@@ -80,8 +80,8 @@ def test_signalled_local_job_requeues_and_resumes_exactly(tmp_path, monkeypatch)
 
     assert result == {"step": 15, "epoch": 3, "out": str(seg.out)}
     assert "Requeued job" in job.stderr() or "Requeued job" in job.stdout()
-    assert_same_state(load_checkpoint(reference.out), load_checkpoint(seg.out))
-    assert log_without_timings(log) == log_without_timings(reference.workdir / "metrics.jsonl")
+    assert_same_state(load_state(reference.state_path), load_state(seg.state_path))
+    assert log_without_timings(log) == log_without_timings(reference.workdir / "training.jsonl")
 
 
 @pytest.mark.slurm
@@ -94,4 +94,4 @@ def test_submit_to_the_real_slurm(tmp_path, slurm_cluster: SlurmCluster):
     env = slurm_cluster.env | {"OMP_NUM_THREADS": "1"}
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert load_checkpoint(seg.out)["step"] == 3
+    assert load_milestone(seg.out)["step"] == 3

@@ -109,11 +109,12 @@ def tuning_inputs(tmp_path_factory):
     from tests.test_sampling import _checkpoint
 
     root = tmp_path_factory.mktemp("tune")
-    checkpoint = _checkpoint(root / "ep1.pt", seed=0)
+    _checkpoint(root / "ep1.pt", seed=0)
     images, labels = dataset_arrays("fashion-mnist", None, 32, "train", limit=1000)
     save_classifier(train_classifier(images, labels, widths=(8, 16, 16), progress=False), root / "clf.pt",
                     dataset="fashion-mnist", resolution=32)  # fmt: skip
-    main(["reference", "--dataset", "fashion-mnist", "--max-images", "500", "--extractor", f"classifier:{root / 'clf.pt'}",
+    extractor = f"classifier:{root / 'clf.pt'}"
+    main(["reference", "--dataset", "fashion-mnist", "--max-images", "500", "--extractor", extractor,
           "--out", str(root / "ref.npz"), "--pr-images", "100", "--no-progress"])  # fmt: skip
     (root / "space.yaml").write_text("ig_scale: [1, 2]\ncfg_scale: [1, 1.5]\n")
     return root

@@ -9,10 +9,11 @@ FLOPs per image; a sampling step with CFG inside its interval costs two rows per
 from __future__ import annotations
 
 import argparse
+import math
 
 from ig import campaign as campaign_mod
 from ig.campaign import Campaign
-from ig.guidance import in_interval
+from ig.guidance import Guidance, in_interval
 from ig.models.flops import forward_flops
 from ig.utils.io import atomic_path
 
@@ -42,31 +43,84 @@ def plan(campaign: Campaign) -> dict:
     sets = []
     for s in campaign.sample_sets():
         sampling = campaign.sampling(s.run)
-        g = campaign.guidance(s.guidance)
-        times = sampling.sampler.evaluation_times()
-        rows = sum(2 if g.cfg_scale != 1.0 and in_interval(t, g.cfg_interval) else 1 for t in times)
-        rows *= 2 if g.ag_scale != 1.0 else 1
+        rows = max(network_rows(sampling.sampler, g) for g in guidance_options(campaign, s.guidance))
         flops = runs[s.run]["gflops_forward"] * 1e9 * rows * sampling.num_samples
         sets.append(
             {
                 "set": s.key,
-                "nfe": len(times),
+                "nfe": len(sampling.sampler.evaluation_times()),
                 "sample_gpu_hours": flops / (est["sample_tflops"] * 1e12) / 3600,
                 "eval_gpu_hours": sampling.num_samples / est["eval_images_per_s"] / 3600,
             }
         )
+    tuning = {target: tuning_cost(campaign, target, runs, est) for target in campaign.config["tuning"]}
     totals = {
         "train_gpu_hours": sum(r["train_gpu_hours"] for r in runs.values()),
         "sample_gpu_hours": sum(s["sample_gpu_hours"] for s in sets),
         "eval_gpu_hours": sum(s["eval_gpu_hours"] for s in sets),
+        "tune_gpu_hours": sum(t["gpu_hours"] for t in tuning.values()),
         "jobs": {
             "train_segment": sum(r["segments"] for r in runs.values()),
             "sample": len(sets),
             "evaluate": len(sets),
+            "tune": len(tuning),
         },
     }
-    totals["gpu_hours"] = totals["train_gpu_hours"] + totals["sample_gpu_hours"] + totals["eval_gpu_hours"]
-    return {"name": campaign.name, "estimates": est, "runs": runs, "sample_sets": sets, "totals": totals}
+    totals["gpu_hours"] = sum(
+        totals[k] for k in ("train_gpu_hours", "sample_gpu_hours", "eval_gpu_hours", "tune_gpu_hours")
+    )
+    return {
+        "name": campaign.name,
+        "estimates": est,
+        "runs": runs,
+        "sample_sets": sets,
+        "tuning": tuning,
+        "totals": totals,
+    }
+
+
+def network_rows(sampler, g: Guidance) -> int:
+    """Rows pushed through networks per sample: one per evaluation, two where CFG is on (conditional
+    and unconditional), and twice that with a separate weak model (autoguidance)."""
+    rows = sum(2 if g.cfg_scale != 1.0 and in_interval(t, g.cfg_interval) else 1 for t in sampler.evaluation_times())
+    return rows * (2 if g.ag_scale != 1.0 else 1)
+
+
+def guidance_options(campaign: Campaign, name: str) -> list[Guidance]:
+    """The guidance a setting may turn out to be: itself, or (tuned) every candidate of its space."""
+    target = campaign.tuned_target(name)
+    if target is None:
+        return [campaign.guidance(name)]
+    spec = campaign.config["tuning"][target]
+    return campaign.tuning_space(target).candidates(spec["candidates"])
+
+
+def tuning_cost(campaign: Campaign, target: str, runs: dict, est: dict) -> dict:
+    """Images and GPU-hours of a tuning target at most (every rung keeps ⌈alive/η⌉ candidates) and
+    of the grid of the same candidates at the full count."""
+    from ig.tuning import rung_sizes
+
+    spec = campaign.config["tuning"][target]
+    run, _ = campaign.tuning_run(target)
+    sampling = campaign.tuning_sampling(target)
+    candidates = campaign.tuning_space(target).candidates(spec["candidates"])
+    sizes = rung_sizes(len(candidates), sampling.num_samples, spec["eta"], spec["min_samples"])
+    images, alive, previous = 0, len(candidates), 0
+    for n in sizes:
+        images += alive * (n - previous)
+        alive, previous = max(1, math.ceil(alive / spec["eta"])), n
+    rows = max(network_rows(sampling.sampler, g) for g in candidates)
+    per_image = runs[run]["gflops_forward"] * 1e9 * rows / (est["sample_tflops"] * 1e12) / 3600
+    seconds_eval = 1 / est["eval_images_per_s"] / 3600
+    grid = len(candidates) * sampling.num_samples
+    return {
+        "candidates": len(candidates),
+        "schedule": sizes,
+        "images": images,
+        "grid_images": grid,
+        "gpu_hours": images * (per_image + seconds_eval),
+        "grid_gpu_hours": grid * (per_image + seconds_eval),
+    }
 
 
 def format_plan(p: dict) -> str:
@@ -76,7 +130,8 @@ def format_plan(p: dict) -> str:
         "",
         f"Estimated on {p['estimates']['gpu']}: {t['gpu_hours']:,.1f} GPU-hours "
         f"(training {t['train_gpu_hours']:,.1f}, sampling {t['sample_gpu_hours']:,.1f}, "
-        f"evaluation {t['eval_gpu_hours']:,.1f}); jobs: " + ", ".join(f"{k} {v}" for k, v in t["jobs"].items()),
+        f"evaluation {t['eval_gpu_hours']:,.1f}, guidance tuning {t['tune_gpu_hours']:,.1f}); jobs: "
+        + ", ".join(f"{k} {v}" for k, v in t["jobs"].items()),
         "",
         "| run | model | GFLOPs/img | segments | train images | GPU-h |",
         "|---|---|---|---|---|---|",
@@ -92,6 +147,13 @@ def format_plan(p: dict) -> str:
             f"{r['train_gpu_hours']:,.1f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if p["tuning"]:
+        header = "| tuning target | candidates | rungs (samples) | images (≤) | GPU-h | the grid: images | GPU-h |"
+        lines += ["", header, "|---|---|---|---|---|---|---|"]
+        for target, c in p["tuning"].items():
+            cells = [target, str(c["candidates"]), ", ".join(map(str, c["schedule"])), f"{c['images']:,}",
+                     f"{c['gpu_hours']:,.2f}", f"{c['grid_images']:,}", f"{c['grid_gpu_hours']:,.2f}"]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| sample set | NFE | sampling GPU-h | evaluation GPU-h |", "|---|---|---|---|"]
     for s in p["sample_sets"]:
         lines.append(f"| {s['set']} | {s['nfe']} | {s['sample_gpu_hours']:,.3g} | {s['eval_gpu_hours']:,.3g} |")

@@ -79,7 +79,7 @@ def _ig_scale(ax, campaign, metrics, spec: dict, metric: str, labels: dict) -> N
     cells = _cells(
         campaign, metrics, spec["run"], spec["milestone"], spec["guidance"], spec.get("labels", "random"), metric
     )
-    scales = [campaign.guidance(g).ig_scale for g in spec["guidance"]]
+    scales = [c.replicates[0]["samples"]["guidance"]["ig_scale"] for c in cells]  # as sampled (tuned ones too)
     order = sorted(range(len(scales)), key=scales.__getitem__)
     ax.errorbar(
         [scales[i] for i in order],

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ig.campaign import Campaign, SampleSet, milestone_target
+from ig.campaign import Campaign, SampleSet
 from ig.errors import IGError
 from ig.evaluation.uncertainty import Difference, paired_difference, seed_difference
 from ig.utils.io import file_digest, read_json
@@ -111,34 +111,6 @@ def difference(a: Cell, b: Cell, metric: str) -> Difference:
     ea, eb = a.error, b.error
     dof = min(d for d in (ea.dof, eb.dof) if d is not None) if (ea.dof or eb.dof) else None
     return Difference(a.value - b.value, math.hypot(ea.se, eb.se), False, dof)
-
-
-def metrics_frame(campaign: Campaign, metrics: dict[SampleSet, dict[str, Any]]) -> pd.DataFrame:
-    """One row per sample set: its run (and the run's config name), milestone, guidance settings,
-    every metric with its error, and the feature space."""
-    rows = []
-    for s, m in metrics.items():
-        unit, value = milestone_target(s.milestone)
-        g = campaign.guidance(s.guidance)
-        rows.append(
-            {
-                "run": s.run,
-                "group": campaign.group_of(s.run),
-                "milestone": s.milestone,
-                "unit": unit,
-                "value": value,
-                "step": campaign.milestone_step(s.run, s.milestone) if not campaign.is_imported(s.run) else None,
-                "guidance": s.guidance,
-                "labels": s.labels,
-                **{k: m.get(k) for k in METRICS},
-                **{f"{k}_se": m.get(f"{k}_se") for k in METRICS},
-                "num_samples": m.get("num_samples"),
-                "extractor": m.get("extractor"),
-                "ig_scale": g.ig_scale,
-                "cfg_scale": g.cfg_scale,
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 def load_paper(path: str | Path) -> pd.DataFrame:

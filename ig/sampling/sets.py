@@ -43,7 +43,7 @@ from ig.guidance import Guidance, GuidedVelocity
 from ig.images import decode_latents, save_grid
 from ig.sampling.integrators import sample
 from ig.sampling.settings import LABEL_MODES, SamplingSettings, add_sampling_arguments, sampling_from_args
-from ig.utils.io import file_digest, load_npz, save_npz, shard_path, write_json
+from ig.utils.io import file_digest, load_npz, read_yaml_mapping, save_npz, shard_path, write_json
 from ig.utils.seeding import generator
 
 log = logging.getLogger(__name__)
@@ -230,6 +230,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--{name}-scale", type=float, default=1.0)
         g.add_argument(f"--{name}-interval", type=float, nargs=2, default=(0.0, 1.0), metavar=("LOW", "HIGH"))
     g.add_argument("--ag-checkpoint", type=Path, help="weak model checkpoint for autoguidance")
+    g.add_argument(
+        "--guidance-file",
+        type=Path,
+        help="a guidance entry (JSON/YAML, e.g. chosen.json of `ig tune`) instead of the flags",
+    )
     p.add_argument("--device", help="cpu, cuda (the local rank's GPU) or cuda:N (default: cuda if available)")
     p.add_argument("--assets-dir", help="where autoencoder weights resolve (default: $IG_ASSETS or assets)")
     p.add_argument(
@@ -300,6 +305,8 @@ def is_complete(spec: SampleSetSpec, out_dir: Path) -> bool:
 
 
 def guidance_from_args(args: argparse.Namespace) -> Guidance:
+    if args.guidance_file is not None:
+        return Guidance.from_dict(read_yaml_mapping(args.guidance_file, what="guidance file"))
     return Guidance.from_dict(
         {f"{n}_{k}": getattr(args, f"{n}_{k}") for n in ("ig", "cfg", "ag") for k in ("scale", "interval")}
     )

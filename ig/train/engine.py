@@ -4,21 +4,29 @@ A run is trained in segments so that no job outlives its wall time and every mil
 workflow output that sampling can start from while the next segment trains (and a SLURM
 requeue or ``--retries`` reruns one segment, not the run). Inside a segment nothing is lost either:
 
-- **Start.** The resume file in ``--workdir`` if there is one (it must belong to this run config
-  and this segment), else the ``--init`` milestone, else a fresh model from the run seed.
+- **One at a time.** Rank 0 holds a lock on ``--workdir`` for the whole segment: a second job of
+  the same segment (a rerun while an orphaned job still runs) waits, then finds the work done.
+  Temporary files a kill left behind are removed.
+- **Start.** A finished segment is not trained again: if the workdir holds this segment's full
+  state at its target step (the milestone was written, then the job was killed before the
+  workflow recorded it), the milestone is rewritten from it. Otherwise the resume file if there is
+  one (it must belong to this run config and this segment), else the ``--init`` milestone's
+  training state, else a fresh model from the run seed.
 - **Loop.** One optimisation step per global batch. Every ``resume_every_steps`` steps or
   ``resume_every_minutes`` minutes, whichever comes first, rank 0 replaces the resume file
   atomically. No signal handlers: a job killed at any moment (timeout, preemption, SIGKILL)
   reruns from the last resume file, and on CPU ends bit-identical to an uninterrupted run.
-- **End.** The milestone checkpoint (atomic), the optional sample grid, then the resume file is
-  removed. A non-finite loss stops the segment before the step is applied, keeping the last
-  good resume file.
+- **End.** The full state (``state.pt`` in the workdir), then the lean milestone (``--out``: EMA
+  weights and what sampling needs), the optional sample grid; then the resume file and the
+  previous milestone's full state are removed (``ig.train.checkpoint``). A non-finite loss stops
+  the segment before the step is applied, keeping the last good resume file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import functools
 import logging
 import math
@@ -44,7 +52,15 @@ from ig.models import create_model
 from ig.sampling.integrators import sample
 from ig.sampling.settings import SamplerSettings
 from ig.train.batches import BatchPlan, micro_batch_seed
-from ig.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from ig.train.checkpoint import (
+    capture_rng,
+    load_milestone,
+    load_state,
+    restore_rng,
+    save_milestone,
+    save_state,
+    training_state_of,
+)
 from ig.train.config import EXECUTION_KEYS, RunConfig
 from ig.train.ema import EMA
 from ig.train.log import LOSS_KEYS, TrainingLog
@@ -74,6 +90,11 @@ class Segment:
     @property
     def resume_path(self) -> Path:
         return self.workdir / "resume.pt"
+
+    @property
+    def state_path(self) -> Path:
+        """The full training state of the finished segment (the next segment starts from it)."""
+        return self.workdir / "state.pt"
 
     def target_step(self, steps_per_epoch: int) -> int:
         if (self.until_epoch is None) == (self.until_step is None):
@@ -210,11 +231,56 @@ def run_segment(cfg: RunConfig, seg: Segment) -> dict[str, Any]:
         distributed.teardown()
 
 
+@contextlib.contextmanager
+def segment_lock(seg: Segment, ctx: DistContext):
+    """Rank 0 holds an exclusive lock on the segment's workdir (other ranks follow it through the
+    process group); stale temporary files of a killed save are removed under it."""
+    if not ctx.is_main:
+        yield
+        return
+    try:
+        seg.workdir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise IGError(f"--workdir {seg.workdir} cannot be a folder ({exc.strerror}); choose another path") from exc
+    with open(seg.workdir / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("another process trains this segment (%s); waiting for it to finish", seg.workdir)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        for stale in seg.workdir.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+        yield
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """Fail now, not after the segment trained, when ``path``'s folder cannot be made."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise IGError(f"{what} {path}: its folder cannot be made ({exc.strerror}: a file is in the way)") from exc
+
+
 def _run_segment(cfg: RunConfig, seg: Segment, ctx: DistContext) -> dict[str, Any]:
+    for path, what in ((seg.out, "--out"), (seg.grid, "--grid"), (seg.log, "--log")):
+        if path is not None and ctx.is_main:
+            _check_writable(path, what)
+    with segment_lock(seg, ctx):
+        return _train(cfg, seg, ctx)
+
+
+def _train(cfg: RunConfig, seg: Segment, ctx: DistContext) -> dict[str, Any]:
     data = LatentDataset(seg.latents)
     trainer = Trainer(cfg, data, ctx)
     target = seg.target_step(trainer.steps_per_epoch)
     identity = {"init": str(seg.init.resolve()) if seg.init else None, "target_step": target}
+    finished = _finished_state(cfg, seg, identity)
+    if finished is not None:
+        if ctx.is_main:
+            save_milestone(seg.out, finished, seg.state_path)
+            log.info("%s: the segment had finished (%s); milestone rewritten to %s", cfg.name, seg.state_path, seg.out)
+        distributed.barrier()
+        return {"step": finished["step"], "epoch": finished["epoch"], "out": str(seg.out)}
     state, origin = _starting_state(cfg, seg, identity)
     if state is not None:
         trainer.load_state_dict(state)
@@ -227,7 +293,7 @@ def _run_segment(cfg: RunConfig, seg: Segment, ctx: DistContext) -> dict[str, An
             trainer.plan.accum_steps, trainer.plan.micro_batch, ctx.device,
         )  # fmt: skip
     metrics = TrainingLog(
-        seg.log or seg.workdir / "metrics.jsonl",
+        seg.log or seg.workdir / "training.jsonl",
         every=cfg.log_every,
         start_step=trainer.step,
         target_step=target,
@@ -256,26 +322,50 @@ def _run_segment(cfg: RunConfig, seg: Segment, ctx: DistContext) -> dict[str, An
         elapsed = time.monotonic() - saved[0]
         due = trainer.step - saved[1] >= cfg.resume_every_steps or elapsed >= 60 * cfg.resume_every_minutes
         if ctx.is_main and due and trainer.step < target:
-            resume = trainer.state_dict() | {"segment": identity, "log_window": metrics.state_dict()}
-            save_checkpoint(seg.resume_path, resume)
+            save_state(
+                seg.resume_path, trainer.state_dict() | {"segment": identity, "log_window": metrics.state_dict()}
+            )
             saved = (time.monotonic(), trainer.step)
     metrics.close()
 
     epoch = trainer.step // trainer.steps_per_epoch
     if ctx.is_main:
-        save_checkpoint(seg.out, trainer.state_dict() | {"segment": identity})
+        final = trainer.state_dict() | {"segment": identity, "log_window": metrics.state_dict()}
+        save_state(seg.state_path, final)
+        save_milestone(seg.out, final, seg.state_path)
         if seg.grid is not None:
             save_grid(milestone_preview(trainer.ema.model, data.meta(), seed=cfg.seed), seg.grid)
         seg.resume_path.unlink(missing_ok=True)
+        _remove_previous_state(seg)
         log.info("%s: milestone step %d (epoch %d) written to %s", cfg.name, trainer.step, epoch, seg.out)
     distributed.barrier()
     return {"step": trainer.step, "epoch": epoch, "out": str(seg.out)}
 
 
+def _finished_state(cfg: RunConfig, seg: Segment, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """This segment's full state at its target step, if a finished run of it left one."""
+    if not seg.state_path.is_file():
+        return None
+    state = load_state(seg.state_path, what="finished segment state")
+    if state.get("segment") == identity and state["run"]["fingerprint"] == cfg.fingerprint():
+        return state
+    log.info("%s belongs to another run config or segment: training the segment anew", seg.state_path)
+    return None
+
+
+def _remove_previous_state(seg: Segment) -> None:
+    """Only the latest milestone keeps its full state: the previous one's is removed."""
+    if seg.init is None:
+        return
+    previous = load_milestone(seg.init, what="--init milestone").get("training_state")
+    if previous is not None and (seg.init.parent / previous).resolve() != seg.state_path.resolve():
+        (seg.init.parent / previous).unlink(missing_ok=True)
+
+
 def _starting_state(cfg: RunConfig, seg: Segment, identity: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
     """The state to start from and where it came from (see the module docstring)."""
     if seg.resume_path.is_file():
-        state = load_checkpoint(seg.resume_path, what="resume file")
+        state = load_state(seg.resume_path, what="resume file")
         if state.get("segment") != identity or state["run"]["fingerprint"] != cfg.fingerprint():
             raise IGError(
                 f"the resume file {seg.resume_path} belongs to another run config or segment "
@@ -283,7 +373,7 @@ def _starting_state(cfg: RunConfig, seg: Segment, identity: dict[str, Any]) -> t
             )
         return state, "resume file"
     if seg.init is not None:
-        state = load_checkpoint(seg.init, what="--init checkpoint")
+        state = training_state_of(seg.init)
         if state["run"]["fingerprint"] != cfg.fingerprint():
             old, new = state["run"]["config"], cfg.to_dict()
             changed = sorted(k for k in new if old.get(k) != new[k] and k not in EXECUTION_KEYS)
