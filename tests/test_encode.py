@@ -45,7 +45,7 @@ def _files(folder):
 def test_sit_shards_manifest_and_statistics(tmp_path, tiny, fmnist):
     _, ae = tiny
     manifest = encode(fmnist, ae, tmp_path, num_images=96, num_shards=3, batch_size=40, progress=False)
-    assert sorted(_files(tmp_path)) == ["encode.json", "manifest.json", *(f"shard-0000{k}.npz" for k in range(3))]
+    assert sorted(_files(tmp_path)) == ["manifest.json", *(f"shard-0000{k}.npz" for k in range(3))]
     assert read_manifest(tmp_path) == manifest
     assert manifest["format"] == "sit" and manifest["num_images"] == 96 and manifest["latent_shape"] == [4, 8, 8]
     assert manifest["autoencoder"] == ae.spec and manifest["num_classes"] == 10
@@ -159,7 +159,7 @@ def test_corrupt_image_fails_naming_the_file_or_is_skipped(tmp_path, tiny):
     with pytest.raises(IGError, match=f"cannot read image {bad}.*--skip-corrupt") as err:
         encode(dataset, ae, out, num_shards=2, batch_size=2, num_workers=2, progress=False)  # raised in a worker
     assert "\n" not in str(err.value)
-    assert sorted(p.name for p in out.iterdir()) == ["encode.json", "shard-00000.npz"]  # images 0-1 only
+    assert sorted(p.name for p in out.iterdir()) == ["shard-00000.npz"]  # images 0-1 only
     manifest = encode(dataset, ae, out, num_shards=2, batch_size=2, skip_corrupt=True, progress=False)
     assert manifest["num_images"] == 4 and manifest["source"]["skipped_corrupt"] == 1
     assert [e["count"] for e in manifest["shards"]] == [2, 2]
@@ -177,11 +177,24 @@ def test_ranks_from_the_launcher_environment_split_the_shards(tmp_path, tiny, mo
     assert not (tmp_path / "manifest.json").exists()
 
 
-def test_changed_settings_and_bad_arguments_are_refused(tmp_path, tiny, fmnist, capsys):
+def test_shards_of_other_settings_or_truncated_are_redone(tmp_path, tiny, fmnist, caplog):
+    _, ae = tiny
+    first = encode(fmnist, ae, tmp_path, num_images=20, num_shards=2, progress=False)
+    with caplog.at_level("INFO", logger="ig.data.encode"):
+        second = encode(fmnist, ae, tmp_path, num_images=20, num_shards=2, seed=1, progress=False)
+    assert "latent shard 0 is redone: it was made from other inputs (seed differ)" in caplog.text
+    assert second["seed"] == 1 and second["shards"] != first["shards"]
+    shard = tmp_path / "shard-00001.npz"
+    shard.write_bytes(shard.read_bytes()[:3000])
+    caplog.clear()
+    with caplog.at_level("INFO", logger="ig.data.encode"):
+        third = encode(fmnist, ae, tmp_path, num_images=20, num_shards=2, seed=1, progress=False)
+    assert "latent shard 1 is redone: it is unreadable or truncated" in caplog.text
+    assert third["shards"] == second["shards"]  # the same bytes again
+
+
+def test_bad_arguments_are_refused(tmp_path, tiny, fmnist, capsys):
     folder, ae = tiny
-    encode(fmnist, ae, tmp_path, num_images=20, num_shards=2, progress=False)
-    with pytest.raises(IGError, match=r"encoded with other settings \(seed\)"):
-        encode(fmnist, ae, tmp_path, num_images=20, num_shards=2, seed=1, progress=False)
     with pytest.raises(IGError, match="cannot split 20 image"):
         encode(fmnist, ae, tmp_path / "x", num_images=20, num_shards=21, progress=False)
     with pytest.raises(IGError, match="shard 5 out of range"):

@@ -8,6 +8,7 @@ helpers here are shared with test_train_distributed.py and test_train_submit.py.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -34,7 +35,7 @@ from ig.train.ema import EMA
 from ig.train.engine import Segment, run_segment
 from ig.train.log import read_log
 from ig.train.optim import build_optimizer, orthogonalize
-from ig.utils.io import save_npz
+from ig.utils.io import file_digest, save_npz
 from tests.conftest import REPO_ROOT
 
 LATENT_SHAPE = (4, 8, 8)
@@ -424,18 +425,57 @@ def test_activation_checkpointing_changes_nothing(tmp_path):
     assert_same_state(plain, ckpt)
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_resume_file(tmp_path):
+def test_non_finite_loss_stops_and_keeps_the_last_good_resume_file(tmp_path, monkeypatch):
+    from ig.train import engine
+
     latents = write_latents(tmp_path / "lat")
     cfg = RunConfig.from_dict(RUN | {"resume_every_steps": 1})
-    bad = int(epoch_permutation(cfg.seed, 0, 40)[3 * 8])  # first image of step index 3
-    shard = latents / f"shard-{bad // 16:05d}.npz"
-    arrays = dict(np.load(shard))
-    arrays["mean"][bad % 16] = np.nan
-    save_npz(shard, **arrays)
+    calls, real = [], engine.ig_losses
+
+    def diverging(*args, **kwargs):  # the loss of the 4th step blows up
+        calls.append(1)
+        terms = real(*args, **kwargs)
+        return dataclasses.replace(terms, total=terms.total * float("nan")) if len(calls) == 4 else terms
+
+    monkeypatch.setattr(engine, "ig_losses", diverging)
     seg = segment(tmp_path, "nan", latents, until_step=5)
     with pytest.raises(IGError, match="non-finite loss nan .* in step 4 .*resume.pt"):
         run_segment(cfg, seg)
     assert load_state(seg.resume_path)["step"] == 3 and not seg.out.exists()
+
+
+@pytest.mark.parametrize(
+    "corrupt,message",
+    [
+        (lambda a: a["mean"].__setitem__(3, np.nan), "holds non-finite mean values"),
+        (lambda a: a["labels"].__setitem__(2, NUM_CLASSES), f"has label {NUM_CLASSES}, outside 0..{NUM_CLASSES - 1}"),
+    ],
+    ids=["nan-latents", "label-out-of-range"],
+)
+def test_bad_latents_are_refused_when_first_read(tmp_path, corrupt, message):
+    """A label equal to num_classes would train as the null class, NaN latents as a NaN loss later:
+    both are named at load, once per shard (the manifest's checksum is rewritten to let them in)."""
+    latents = write_latents(tmp_path / "lat")
+    shard = latents / "shard-00001.npz"
+    arrays = dict(np.load(shard))
+    corrupt(arrays)
+    save_npz(shard, **arrays)
+    manifest = json.loads((latents / "manifest.json").read_text())
+    manifest["shards"][1]["sha256"] = file_digest(shard)
+    (latents / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IGError, match=message):
+        LatentDataset(latents)
+
+
+def test_latent_shards_are_checked_against_the_manifest_once(tmp_path):
+    latents = write_latents(tmp_path / "lat")
+    LatentDataset(latents)
+    verified = json.loads((latents / "verified.json").read_text())
+    assert sorted(verified) == ["shard-00000.npz", "shard-00001.npz", "shard-00002.npz"]
+    shard = latents / "shard-00002.npz"
+    shard.write_bytes(shard.read_bytes()[:-10] + b"0123456789")  # same size, other bytes, new mtime
+    with pytest.raises(IGError, match="does not match its checksum in manifest.json"):
+        LatentDataset(latents)
 
 
 def test_a_resume_file_of_another_run_is_refused(tmp_path):

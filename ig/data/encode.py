@@ -6,17 +6,16 @@ contents depend only on (dataset, autoencoder, format, seed, k): the posterior n
 size nor the device's random stream matters. So shards can be made by separate
 invocations (``--shard k``), by any number of torchrun/srun ranks (rank ``r`` makes the shards
 with ``k % world == r``), or again after a kill, and the files are the same. Each shard is
-written atomically; a run makes only the shards that are missing, and whichever run finds them
-all present writes ``manifest.json``.
-
-``encode.json`` records the settings of the first run; a rerun with other settings into the
-same folder is refused, so shards of two settings never mix (``--skip-corrupt`` may change: a
-shard made without it has no corrupt image to skip).
+written atomically with its provenance (the settings, the autoencoder's weights digest, the
+shard); a run keeps a shard only when its provenance matches and the file verifies, redoes the
+others (the log says why: a retrained autoencoder redoes them all), and whichever run finds every
+shard in place writes ``manifest.json``.
 
 Besides the contract's arrays, every shard holds (a compatible extension):
 
 - ``indices`` (n,) int64: the dataset index of each row (corrupt images skipped with
   ``--skip-corrupt`` leave gaps);
+- ``provenance``: what made the shard (JSON text);
 - ``stats_sum``, ``stats_sumsq`` (C,) float64 and ``stats_images`` (1,) int64: per-channel sums
   over the rows that belong to the statistics sample (≤ ``--stats-images`` images drawn once
   from the whole dataset), so the manifest's normalisation needs no second pass over latents.
@@ -45,10 +44,20 @@ from ig.data.autoencoders import KINDS, Autoencoder, images_to_tensor
 from ig.data.datasets import NAMES, CorruptImageError
 from ig.data.latents import FORMATS, Normalization
 from ig.errors import IGError
-from ig.utils.io import file_digest, read_json, save_npz, shard_path, write_json
+from ig.utils.io import (
+    file_digest,
+    npz_problem,
+    provenance_array,
+    read_json,
+    save_npz,
+    shard_path,
+    state_digest,
+    write_json,
+)
 from ig.utils.seeding import derive_seed, generator
 
 log = logging.getLogger(__name__)
+LATENT_SHARD_FORMAT = "ig-latent-shard/2"
 
 
 def shard_bounds(num_images: int, num_shards: int, k: int) -> tuple[int, int]:
@@ -204,11 +213,16 @@ def encode(
         "seed": seed,
         "stats_images": stats_images,
         "scaling_factor": float(autoencoder.vae.config.scaling_factor),
+        "autoencoder_weights": state_digest(autoencoder.vae.state_dict()),
     }
     out_dir = Path(out_dir)
-    _check_plan(out_dir, plan)
-
-    todo = [k for k in wanted if k % world == rank and not shard_path(out_dir, k).exists()]
+    todo = []
+    for k in (k for k in wanted if k % world == rank):
+        problem = npz_problem(shard_path(out_dir, k), shard_provenance(plan, k))
+        if problem is not None:
+            if problem != "missing":
+                log.info("latent shard %d is redone: %s", k, problem)
+            todo.append(k)
     manifest_path = out_dir / "manifest.json"
     if todo:
         manifest_path.unlink(missing_ok=True)  # it would describe shards that are missing now
@@ -221,8 +235,7 @@ def encode(
                 autoencoder,
                 out_dir,
                 _batches(todo, num_images, num_shards, batch_size),
-                fmt=fmt,
-                latent_shape=tuple(plan["latent_shape"]),
+                plan=plan,
                 seed=seed,
                 in_sample=stats_sample(num_images, stats_images, seed),
                 device=device,
@@ -232,7 +245,7 @@ def encode(
             )
         elapsed = time.perf_counter() - begin
         log.info("encoded %d image(s) in %.1f s (%.1f img/s)", total, elapsed, total / elapsed)
-    if not all(shard_path(out_dir, k).exists() for k in range(num_shards)):
+    if any(npz_problem(shard_path(out_dir, k), shard_provenance(plan, k), full=False) for k in range(num_shards)):
         return None
     if not todo and manifest_path.exists():
         return read_json(manifest_path, what="latent manifest")
@@ -245,8 +258,7 @@ def write_shards(
     out_dir: Path,
     batches: list[tuple[int, list[int]]],
     *,
-    fmt: str,
-    latent_shape: tuple[int, int, int],
+    plan: dict[str, Any],
     seed: int,
     in_sample: np.ndarray,
     device: torch.device | str,
@@ -261,10 +273,15 @@ def write_shards(
         _Items(dataset), batch_sampler=[b for _, b in batches], num_workers=num_workers, collate_fn=_collate
     )
     builder, current = None, None
+    fmt, latent_shape = plan["format"], tuple(plan["latent_shape"])
     for (k, _), items in zip(batches, loader, strict=True):
         if k != current:
             if builder is not None:
-                save_npz(shard_path(out_dir, current), **builder.arrays())
+                save_npz(
+                    shard_path(out_dir, current),
+                    **builder.arrays(),
+                    provenance=provenance_array(shard_provenance(plan, current)),
+                )
             builder, current = ShardBuilder(fmt, latent_shape), k
         good = _good_items(items, skip_corrupt)
         progress.update(len(items))
@@ -274,22 +291,14 @@ def write_shards(
             stored, seen = encode_batch(autoencoder, images, indices, fmt=fmt, seed=seed, device=device)
             labels = np.array([item[2] for item in good], dtype=np.int64)
             builder.add(stored, seen, labels, indices, in_sample)
-    save_npz(shard_path(out_dir, current), **builder.arrays())
+    save_npz(
+        shard_path(out_dir, current), **builder.arrays(), provenance=provenance_array(shard_provenance(plan, current))
+    )
 
 
-def _check_plan(out_dir: Path, plan: dict[str, Any]) -> None:
-    """Write ``encode.json``, or refuse when the folder holds shards of other settings."""
-    path = out_dir / "encode.json"
-    if path.exists():
-        before = read_json(path, what="encode settings")
-        if before != plan:
-            changed = sorted(k for k in plan.keys() | before.keys() if plan.get(k) != before.get(k))
-            raise IGError(
-                f"{out_dir} holds latents encoded with other settings ({', '.join(changed)}); "
-                "use another --out-dir or delete this one"
-            )
-        return
-    write_json(path, plan)
+def shard_provenance(plan: dict[str, Any], shard: int) -> dict[str, Any]:
+    """What makes latent shard ``shard``: the encoding plan and the shard's place in it."""
+    return {"format": LATENT_SHARD_FORMAT, **plan, "shard": shard}
 
 
 def normalization_for(kind: str, statistics: dict[str, Any], scaling_factor: float) -> Normalization:

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ig.errors import IGError
-from ig.utils.io import load_npz, read_json
+from ig.utils.io import file_digest, load_npz, read_json, write_json
 
 FORMATS = ("sit", "lightningdit")
 
@@ -99,13 +99,20 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
 
 
 ARRAYS = {"sit": ("mean", "std", "labels"), "lightningdit": ("latents", "latents_flip", "labels")}
+VERIFIED = "verified.json"
 
 
 def map_npz(path: Path) -> dict[str, np.ndarray]:
     """The arrays of an ``.npz``, memory-mapped when stored uncompressed (as ``ig encode`` writes them)."""
     read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     arrays = {}
-    with zipfile.ZipFile(path) as archive, open(path, "rb") as f:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise IGError(
+            f"latent shard {path} is unreadable or truncated ({type(exc).__name__}); rerun `ig encode`"
+        ) from exc
+    with archive, open(path, "rb") as f:
         for info in archive.infolist():
             if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
                 return load_npz(path, what="latent shard")
@@ -122,7 +129,12 @@ def map_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 class LatentDataset:
-    """Random access to a latent folder, and the batches training feeds the network."""
+    """Random access to a latent folder, and the batches training feeds the network.
+
+    Each shard is verified the first time a training reads it: its checksum against the manifest,
+    its labels inside ``[0, num_classes)``, its latents finite. A shard that passed is recorded in
+    ``verified.json`` (by size and modification time), so later segments do not read it again.
+    """
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -130,13 +142,24 @@ class LatentDataset:
         self.format = self.manifest["format"]
         self.normalization = Normalization.from_dict(self.manifest["normalization"])
         self.latent_shape = tuple(self.manifest["latent_shape"])
-        self.shards = [self._open(entry) for entry in self.manifest["shards"]]
+        verified = self._verified()
+        self.shards = [self._open(entry, verified) for entry in self.manifest["shards"]]
+        write_json(self.folder / VERIFIED, verified)
         counts = [len(shard["labels"]) for shard in self.shards]
         self.starts = np.cumsum([0, *counts])
         self.num_images = int(self.starts[-1])
 
-    def _open(self, entry: dict[str, Any]) -> dict[str, np.ndarray]:
+    def _verified(self) -> dict[str, Any]:
+        path = self.folder / VERIFIED
+        return read_json(path, what="verified shards") if path.is_file() else {}
+
+    def _open(self, entry: dict[str, Any], verified: dict[str, Any]) -> dict[str, np.ndarray]:
         path = self.folder / entry["file"]
+        stat = path.stat()
+        seen = {"sha256": entry["sha256"], "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        first_use = verified.get(entry["file"]) != seen
+        if first_use and file_digest(path) != entry["sha256"]:
+            raise IGError(f"latent shard {path} does not match its checksum in manifest.json; rerun `ig encode`")
         arrays = map_npz(path)
         missing = [k for k in ARRAYS[self.format] if k not in arrays]
         if missing:
@@ -144,7 +167,24 @@ class LatentDataset:
         n = len(arrays["labels"])
         if n != entry["count"] or any(arrays[k].shape != (n, *self.latent_shape) for k in ARRAYS[self.format][:2]):
             raise IGError(f"latent shard {path} does not match its manifest entry (count/shape); rerun `ig encode`")
+        if first_use:
+            self._check_values(path, arrays)
+            verified[entry["file"]] = seen
         return arrays
+
+    def _check_values(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
+        """Labels are classes of the dataset (one equal to ``num_classes`` would silently train as
+        CFG's null class) and latents are finite (read in blocks: shards are memory-mapped)."""
+        labels, classes = np.asarray(arrays["labels"]), self.manifest["num_classes"]
+        if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+            bad = labels[(labels < 0) | (labels >= classes)][0]
+            raise IGError(
+                f"latent shard {path} has label {bad}, outside 0..{classes - 1}; fix the dataset and rerun `ig encode`"
+            )
+        for key in ARRAYS[self.format][:2]:
+            for start in range(0, len(arrays[key]), 4096):
+                if not np.isfinite(arrays[key][start : start + 4096]).all():
+                    raise IGError(f"latent shard {path} holds non-finite {key} values; rerun `ig encode` for it")
 
     def meta(self) -> dict[str, Any]:
         """What sampling needs to know about the latent space (stored in every checkpoint)."""

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from ig.errors import IGError
-from ig.evaluation.features import FeatureExtractor, state_digest
-from ig.utils.io import load_torch, save_torch
+from ig.evaluation.features import FeatureExtractor
+from ig.utils.io import load_torch, save_torch, state_digest
 
 SPATIAL_CHANNELS = 4
 WIDTHS = (16, 32, 64)  # ~89-90% test accuracy on Fashion-MNIST after one epoch, ~20 s of CPU time

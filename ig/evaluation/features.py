@@ -16,9 +16,8 @@ Two kinds exist (``ig.evaluation.extractors`` builds one from a spec string):
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -39,17 +38,6 @@ def check_images(images: np.ndarray, what: str = "images") -> None:
     if not isinstance(images, np.ndarray):
         raise IGError(f"{what} must be a numpy array, got {type(images).__name__}")
     check_image_layout(images.shape, images.dtype, what)
-
-
-def state_digest(state_dict: Mapping[str, torch.Tensor], skip_prefix: str | None = None) -> str:
-    """A short SHA-256 of a state dict's names and values (buffers that only count steps excluded)."""
-    h = hashlib.sha256()
-    for name in sorted(state_dict):
-        if name.endswith("num_batches_tracked") or (skip_prefix and name.startswith(skip_prefix)):
-            continue
-        h.update(name.encode())
-        h.update(state_dict[name].detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 class FeatureExtractor(ABC):

@@ -29,8 +29,8 @@ import torch
 from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d, FeatureExtractorInceptionV3
 
 from ig.errors import IGError
-from ig.evaluation.features import FeatureExtractor, state_digest
-from ig.utils.io import load_torch, save_torch
+from ig.evaluation.features import FeatureExtractor
+from ig.utils.io import load_torch, save_torch, state_digest
 
 SPATIAL_CHANNELS = 7  # ADM: spatial[..., :7] of the 192 channels
 FID_HELPER_FILE = "default_1.pt"

@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import logging
 import math
 import time
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +41,16 @@ from ig.guidance import Guidance, GuidedVelocity
 from ig.images import decode_latents, save_grid
 from ig.sampling.integrators import sample
 from ig.sampling.settings import LABEL_MODES, SamplingSettings, add_sampling_arguments, sampling_from_args
-from ig.utils.io import file_digest, load_npz, read_yaml_mapping, save_npz, shard_path, write_json
+from ig.utils.io import (
+    file_digest,
+    load_npz,
+    npz_problem,
+    provenance_array,
+    read_yaml_mapping,
+    save_npz,
+    shard_path,
+    write_json,
+)
 from ig.utils.seeding import generator
 
 log = logging.getLogger(__name__)
@@ -133,25 +140,6 @@ class SampleSetSpec:
         return {"format": SHARD_FORMAT, **self.inputs, "indices": [r.start, r.stop]}
 
 
-def shard_problem(path: Path, expected: dict[str, Any], full: bool = True) -> str | None:
-    """Why the shard at ``path`` cannot be kept (None when it can): missing, unreadable, made from
-    other inputs, or (``full``: every byte's CRC is checked) corrupt."""
-    if not path.is_file():
-        return "missing"
-    try:
-        with zipfile.ZipFile(path) as archive:
-            with archive.open("provenance.npy") as f:
-                found = json.loads(str(np.lib.format.read_array(f, allow_pickle=False)))
-            if found != expected:
-                changed = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
-                return f"it was made from other inputs ({', '.join(changed)} differ)"
-            if full and (bad := archive.testzip()) is not None:
-                return f"its member {bad} is corrupt"
-    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as exc:
-        return f"it is unreadable or truncated ({type(exc).__name__})"
-    return None
-
-
 # --- sampling ------------------------------------------------------------------------------------
 def sample_shard(
     model: torch.nn.Module,
@@ -185,7 +173,7 @@ def sample_shard(
         "arr_0": np.concatenate(images),
         "labels": labels.numpy().astype(np.int64),
         "indices": np.arange(indices.start, indices.stop, dtype=np.int64),
-        "provenance": np.array(json.dumps(spec.provenance(shard), sort_keys=True)),
+        "provenance": provenance_array(spec.provenance(shard)),
     }
 
 
@@ -272,7 +260,7 @@ def shards_to_make(spec: SampleSetSpec, out_dir: Path, shards: Iterable[int]) ->
     """The shards among ``shards`` that are missing or cannot be kept (the log says why)."""
     todo = []
     for k in shards:
-        problem = shard_problem(shard_path(out_dir, k), spec.provenance(k))
+        problem = npz_problem(shard_path(out_dir, k), spec.provenance(k))
         if problem is not None:
             if problem != "missing":
                 log.info("shard %d is redone: %s", k, problem)
@@ -300,7 +288,7 @@ def is_complete(spec: SampleSetSpec, out_dir: Path) -> bool:
     """Every shard of the set is there and was made from these inputs (a light check: the files'
     CRCs are verified when they are reused or read)."""
     return all(
-        shard_problem(shard_path(out_dir, k), spec.provenance(k), full=False) is None for k in range(spec.num_shards)
+        npz_problem(shard_path(out_dir, k), spec.provenance(k), full=False) is None for k in range(spec.num_shards)
     )
 
 

@@ -14,7 +14,8 @@ import json
 import os
 import pickle
 import tempfile
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,31 @@ def shard_path(folder: str | os.PathLike, index: int) -> Path:
     return Path(folder) / f"shard-{index:05d}.npz"
 
 
+def npz_problem(path: Path, expected: dict[str, Any], full: bool = True) -> str | None:
+    """Why the ``.npz`` at ``path`` (a shard of latents or samples) cannot be reused (None when it can):
+    missing, unreadable, made from other inputs than ``expected`` (its ``provenance`` array), or
+    (``full``: every byte's CRC is checked) corrupt."""
+    if not path.is_file():
+        return "missing"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            with archive.open("provenance.npy") as f:
+                found = json.loads(str(np.lib.format.read_array(f, allow_pickle=False)))
+            if found != expected:
+                changed = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+                return f"it was made from other inputs ({', '.join(changed)} differ)"
+            if full and (bad := archive.testzip()) is not None:
+                return f"its member {bad} is corrupt"
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as exc:
+        return f"it is unreadable or truncated ({type(exc).__name__})"
+    return None
+
+
+def provenance_array(provenance: dict[str, Any]) -> np.ndarray:
+    """What made a file, as the ``provenance`` array of an ``.npz`` (JSON text: no pickle)."""
+    return np.array(json.dumps(provenance, sort_keys=True))
+
+
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     """Hex digest of a file's content, read in 1 MiB blocks."""
     h = hashlib.new(algorithm)
@@ -55,6 +81,17 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
         while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()
+
+
+def state_digest(state_dict: Mapping[str, Any], skip_prefix: str | None = None) -> str:
+    """A short SHA-256 of a state dict's names and values (buffers that only count steps excluded)."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        if name.endswith("num_batches_tracked") or (skip_prefix and name.startswith(skip_prefix)):
+            continue
+        h.update(name.encode())
+        h.update(state_dict[name].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
