@@ -1,0 +1,72 @@
+"""Jobs die with the Snakemake process that started them.
+
+Killed hard (SIGKILL, an OOM kill, a closed terminal), Snakemake cannot stop the jobs it runs on
+this machine: they go on as orphans, and the rerun starts the same jobs again beside them. Every
+long ``ig`` command therefore watches the nearest Snakemake process among its ancestors and stops
+itself (as Ctrl-C would: outputs are atomic, a training segment continues from its resume file)
+when that process is gone. Under SLURM that process is the job's own Snakemake, which lives as long
+as the job; the main process on the login node is not an ancestor there (see profiles/README.md).
+"""
+
+from __future__ import annotations
+
+import _thread
+import logging
+import os
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 2.0
+
+
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, start time) of a process, from /proc (None when it is gone or unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), fields[19]
+
+
+def is_snakemake(argv: list[str]) -> bool:
+    """``snakemake …``, ``python /…/bin/snakemake …`` or ``python -m snakemake …`` (not a shell whose
+    command merely mentions a path with that name)."""
+    names = [Path(a).name for a in argv[:2]]
+    return "snakemake" in names or argv[1:3] == ["-m", "snakemake"]
+
+
+def snakemake_ancestor(pid: int | None = None) -> tuple[int, str] | None:
+    """(pid, start time) of the nearest ancestor that runs Snakemake."""
+    pid = os.getppid() if pid is None else pid
+    while pid > 1:
+        stat = _stat(pid)
+        if stat is None:
+            return None
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            return None
+        if is_snakemake(argv):
+            return pid, stat[1]
+        pid = stat[0]
+    return None
+
+
+def _watch(pid: int, started: str, stop: threading.Event, poll: float) -> None:
+    while not stop.wait(poll):
+        stat = _stat(pid)
+        if stat is None or stat[1] != started:
+            log.error("the Snakemake process that started this job (pid %d) is gone: stopping", pid)
+            _thread.interrupt_main()
+            return
+
+
+def watch_parent(poll: float = POLL_SECONDS) -> threading.Event | None:
+    """Start watching the Snakemake ancestor, if there is one; setting the returned event stops it."""
+    ancestor = snakemake_ancestor()
+    if ancestor is None:
+        return None
+    stop = threading.Event()
+    threading.Thread(target=_watch, args=(*ancestor, stop, poll), daemon=True, name="ig-watchdog").start()
+    return stop
