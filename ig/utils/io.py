@@ -9,10 +9,12 @@ write torch files, so that reading configs stays light.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import pickle
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -29,19 +31,44 @@ os.umask(_UMASK)
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+def atomic_path(path: str | os.PathLike, needed: int = 0) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    Problems of the destination are one-line errors: a file where a folder should be, no
+    permission, or a full disk (checked first against ``needed`` bytes when the size is known, and
+    caught while writing otherwise); nothing partial is left, and earlier outputs are kept."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise IGError(
+            f"cannot write {path}: a file is in the way of its folder ({exc.filename}); choose another path"
+        ) from exc
+    except PermissionError as exc:
+        raise IGError(f"cannot write {path}: no permission to write in {exc.filename}") from exc
     os.close(fd)
     tmp = Path(tmp)
     tmp.chmod(0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     try:
+        if needed > shutil.disk_usage(path.parent).free:
+            raise _disk_full(path, needed)
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise _disk_full(path, max(needed, tmp.stat().st_size if tmp.exists() else 0)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _disk_full(path: Path, needed: int) -> IGError:
+    free = shutil.disk_usage(path.parent).free
+    return IGError(
+        f"disk full: writing {path} needs {needed / 2**20:,.1f} MiB (more, if this is what was written before "
+        f"the disk filled up), {free / 2**20:,.1f} MiB are free there; free space and rerun (finished files are kept)"
+    )
 
 
 def shard_path(folder: str | os.PathLike, index: int) -> Path:
@@ -98,8 +125,17 @@ def save_torch(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` atomically."""
     import torch
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, needed=_tensor_bytes(obj)) as tmp:
         torch.save(obj, tmp)
+
+
+def _tensor_bytes(obj: Any) -> int:
+    """Bytes of the tensors in a (nested) object: what ``torch.save`` of it needs, at least."""
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(_tensor_bytes(v) for v in obj)
+    return obj.numel() * obj.element_size() if hasattr(obj, "element_size") else 0
 
 
 def unpicklable_objects(path: Path) -> list[str]:
@@ -137,7 +173,7 @@ def load_torch(path: str | os.PathLike, what: str = "checkpoint") -> Any:
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """``np.savez`` atomically (uncompressed: sample sets are large and already entropy-dense)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path, needed=sum(np.asarray(a).nbytes for a in arrays.values())) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
 
