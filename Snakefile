@@ -27,10 +27,13 @@ include: "workflow/rules/sample.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/toy2d.smk"
+include: "workflow/rules/tune.smk"
+include: "workflow/rules/claims.smk"
 
 
 localrules:
     all,
+    claims,
     fetch_assets,
     tables,
     plots,

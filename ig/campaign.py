@@ -65,6 +65,8 @@ LAYOUT = {
     "tuning": "tuning/{tuning}",
     "tuned": "tuning/{tuning}/chosen.json",
     "tuning_trace": "tuning/{tuning}/trace.json",
+    "tuning_space": "tuning/{tuning}/space.yaml",
+    "readme": "README.md",
     "toy2d": "toy2d",
     "toy2d_table": "toy2d/metrics.md",
     "plan": "plan.md",

@@ -51,6 +51,11 @@ for _run in C.runs:
             C.path("run_config", run=_run),
             yaml.safe_dump(C.run_config(_run).to_dict(), sort_keys=False),
         )
+for _target, _spec in config["tuning"].items():
+    write_text_if_changed(
+        C.path("tuning_space", tuning=_target),
+        yaml.safe_dump({**_spec["space"], "fixed": _spec["fixed"]}, sort_keys=False),
+    )
 
 
 # `snakemake -n` prints what the campaign will cost (jobs, estimated GPU-hours) before the DAG.
@@ -75,6 +80,8 @@ def final_outputs():
         outputs.append(C.path("plots_done"))
     if config["toy2d"]["enabled"]:
         outputs.append(C.path("toy2d_table"))
+    if config["claims"]:
+        outputs.append(C.path("readme"))
     return outputs
 
 
@@ -172,6 +179,9 @@ def import_args(wildcards) -> str:
 # --- sampling -----------------------------------------------------------------------------
 def sample_inputs(wildcards):
     inputs = {"checkpoint": C.checkpoint(wildcards.run, wildcards.milestone)}
+    target = C.tuned_target(wildcards.guidance)
+    if target is not None:
+        inputs["tuned"] = C.path("tuned", tuning=target)
     weak = C.weak_model(wildcards.guidance)
     if weak is not None:
         inputs["weak"] = C.checkpoint(*weak)
@@ -184,11 +194,14 @@ def sample_inputs(wildcards):
 
 
 def sample_args(wildcards, input) -> str:
-    g = C.guidance(wildcards.guidance)
     args = [flags(C.sampling(wildcards.run).to_dict()), f"--labels {wildcards.labels}", f"--assets-dir {q(ASSETS)}"]
-    for name in ("ig", "cfg", "ag"):
-        low, high = getattr(g, f"{name}_interval")
-        args.append(f"--{name}-scale {getattr(g, f'{name}_scale')} --{name}-interval {low} {high}")
+    if "tuned" in input.keys():
+        args.append(f"--guidance-file {q(input.tuned)}")
+    else:
+        g = C.guidance(wildcards.guidance)
+        for name in ("ig", "cfg", "ag"):
+            low, high = getattr(g, f"{name}_interval")
+            args.append(f"--{name}-scale {getattr(g, f'{name}_scale')} --{name}-interval {low} {high}")
     if "weak" in input.keys():
         args.append(f"--ag-checkpoint {q(input.weak)}")
     return " ".join(args)
@@ -216,3 +229,17 @@ def assets_input(wildcards=None):
 def toy2d_args() -> str:
     toy = config["toy2d"]
     return ("--quick " if toy["quick"] else "") + (f"--seeds {toy['seeds']}" if toy["seeds"] else "")
+
+
+# --- guidance tuning ----------------------------------------------------------------------
+wildcard_constraints:
+    tuning="|".join(re.escape(name) for name in config["tuning"]) or "(?!)",
+
+
+def tune_args(wildcards) -> str:
+    spec = config["tuning"][wildcards.tuning]
+    options = {key: spec[key] for key in ("eta", "min_samples") if spec[key] is not None}
+    if spec["candidates"]:
+        options["candidates"] = spec["candidates"]
+    args = flags(C.tuning_sampling(wildcards.tuning).to_dict() | options)
+    return args + f" --assets-dir {q(ASSETS)}"

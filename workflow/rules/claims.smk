@@ -1,0 +1,14 @@
+# The campaign's README: each claim of the paper with the paper's figure, ours ± error, a verdict.
+
+
+rule claims:
+    input:
+        campaign=C.path("campaign"),
+        metrics=[C.metrics(s) for s in SETS],
+        paper=PAPER_NUMBERS,
+    output:
+        readme=report(C.path("readme"), category="Claims", caption="../report/claims.rst"),
+    log:
+        log_path("claims", "claims"),
+    shell:
+        "ig claims --config {input.campaign:q} --paper {input.paper:q} --out {output.readme:q} > {log:q} 2>&1"

@@ -1,0 +1,23 @@
+# Guidance tuning (ig tune): successive halving over a target's space for one checkpoint; the
+# chosen setting is what guidance entries `{tuned: <target>}` are sampled with.
+
+
+rule tune:
+    input:
+        checkpoint=lambda wc: C.checkpoint(*C.tuning_run(wc.tuning)),
+        reference=C.path("reference"),
+        extractor=extractor_input,
+        space=C.path("tuning_space"),
+    output:
+        chosen=C.path("tuned"),
+        trace=C.path("tuning_trace"),
+    params:
+        folder=C.path("tuning"),
+        extractor=extractor_arg(),
+        args=tune_args,
+    log:
+        log_path("tune", "{tuning}"),
+    threads: 1
+    shell:
+        "ig tune --checkpoint {input.checkpoint:q} --space {input.space:q} --reference {input.reference:q} "
+        "--extractor {params.extractor} --out-dir {params.folder:q} {params.args} > {log:q} 2>&1"
