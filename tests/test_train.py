@@ -439,7 +439,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_resume_file(tmp_path, mon
 
     monkeypatch.setattr(engine, "ig_losses", diverging)
     seg = segment(tmp_path, "nan", latents, until_step=5)
-    with pytest.raises(IGError, match="non-finite loss nan .* in step 4 .*resume.pt"):
+    with pytest.raises(IGError, match="non-finite loss nan .* in step 4 .*stopped at step 4.*resume.pt"):
         run_segment(cfg, seg)
     assert load_state(seg.resume_path)["step"] == 3 and not seg.out.exists()
 

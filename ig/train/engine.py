@@ -29,7 +29,6 @@ import dataclasses
 import fcntl
 import functools
 import logging
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -118,6 +117,8 @@ class Trainer:
         self.optimizer = build_optimizer(cfg.optimizer, self.model)
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=cfg.precision == "fp16")
         self.step = 0
+        self.first_bad = torch.tensor(-1, device=ctx.device)
+        self.bad_values = torch.zeros(len(LOSS_KEYS), device=ctx.device)
         self.ddp, self.net = self._wrap(self.model)
 
     def _wrap(self, model: torch.nn.Module) -> tuple[DistributedDataParallel | None, torch.nn.Module]:
@@ -134,9 +135,10 @@ class Trainer:
         net = ddp or model
         return ddp, torch.compile(net) if self.cfg.compile else net
 
-    def compute_gradients(self) -> dict[str, float]:
-        """Forward and backward over this rank's micro-batches; returns the step's losses and
-        gradient norm, averaged over the global batch (not applied yet, see ``apply_gradients``)."""
+    def compute_gradients(self) -> torch.Tensor:
+        """Forward and backward over this rank's micro-batches; returns the step's losses and gradient
+        norm (``LOSS_KEYS``), averaged over the global batch, as one tensor on the device: nothing
+        here waits for the device (see ``check_finite``). The gradients are applied by ``apply_gradients``."""
         cfg, device = self.cfg, self.ctx.device
         set_learning_rate(self.optimizer, cfg.optimizer, self.step)
         micro_batches = self.plan.micro_batches(cfg.seed, self.step, self.data.num_images)
@@ -158,7 +160,30 @@ class Trainer:
         grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params], foreach=True)
         if cfg.grad_clip:
             torch.nn.utils.clip_grads_with_norm_(params, cfg.grad_clip, grad_norm, foreach=True)
-        return dict(zip(LOSS_KEYS, [*sums.tolist(), grad_norm.item()], strict=True))
+        values = torch.cat([sums, grad_norm.reshape(1).float()])
+        self._watch_finite(values)
+        return values
+
+    def _watch_finite(self, values: torch.Tensor) -> None:
+        """Remember, on the device, the first step whose loss (or, without the fp16 grad scaler, which
+        skips overflowing steps itself, whose gradient norm) is not finite, and its values."""
+        finite = torch.isfinite(values[0]) & (torch.isfinite(values[4]) | self.scaler.is_enabled())
+        first = (self.first_bad < 0) & ~finite
+        self.first_bad = torch.where(first, self.step + 1, self.first_bad)
+        self.bad_values = torch.where(first, values, self.bad_values)
+
+    def check_finite(self, last_good: str) -> None:
+        """Stop (an IGError naming the step) if a step since the start was not finite. Called where the
+        loop waits for the device anyway (log lines, resume files, the milestone): the states saved
+        there are never past a bad step, and ``last_good`` names the last of them."""
+        bad = int(self.first_bad)
+        if bad >= 0:
+            loss, *_, grad_norm = self.bad_values.tolist()
+            raise IGError(
+                f"non-finite loss {loss} / gradient norm {grad_norm} in step {bad} "
+                f"(epoch {(bad - 1) // self.steps_per_epoch}); stopped at step {self.step}, nothing after it "
+                f"was saved; the last good state is {last_good}"
+            )
 
     def apply_gradients(self) -> None:
         """Optimizer step (skipped by the fp16 grad scaler on overflow), EMA update, next step."""
@@ -167,11 +192,6 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.ema.update(self.model)
         self.step += 1
-
-    def finite(self, values: dict[str, float]) -> bool:
-        """Whether the step may be applied: a finite loss, and a finite gradient norm unless the
-        fp16 grad scaler is on (it skips overflowing steps itself)."""
-        return math.isfinite(values["loss"]) and (math.isfinite(values["grad_norm"]) or self.scaler.is_enabled())
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -310,17 +330,13 @@ def _train(cfg: RunConfig, seg: Segment, ctx: DistContext) -> dict[str, Any]:
     saved = (time.monotonic(), trainer.step)
     while trainer.step < target:
         values = trainer.compute_gradients()
-        if not trainer.finite(values):
-            last_good = seg.resume_path if seg.resume_path.is_file() else "the start of the segment"
-            raise IGError(
-                f"non-finite loss {values['loss']} / gradient norm {values['grad_norm']} in step {trainer.step + 1} "
-                f"(epoch {trainer.step // trainer.steps_per_epoch}); stopped before applying it, "
-                f"the last good state is {last_good}"
-            )
         trainer.apply_gradients()
         metrics.add(trainer.step, values, trainer.optimizer.param_groups[0]["lr"])
         elapsed = time.monotonic() - saved[0]
         due = trainer.step - saved[1] >= cfg.resume_every_steps or elapsed >= 60 * cfg.resume_every_minutes
+        if due or trainer.step % cfg.log_every == 0 or trainer.step == target:
+            last_good = seg.resume_path if seg.resume_path.is_file() else "the start of the segment"
+            trainer.check_finite(str(last_good))
         if ctx.is_main and due and trainer.step < target:
             save_state(
                 seg.resume_path, trainer.state_dict() | {"segment": identity, "log_window": metrics.state_dict()}

@@ -1,4 +1,10 @@
-"""The training log: JSONL records of the losses, optional TensorBoard, and a progress bar.
+"""The training log: JSONL records of the losses, TensorBoard and optionally Weights & Biases, and a
+progress bar.
+
+TensorBoard gets every record under ``train/`` when a folder is given (the workflow gives one per
+run). Weights & Biases is switched on by the environment, ``IG_WANDB=offline`` (or ``online``): each
+process start is one W&B run named ``<run>@<first step>`` in group ``<run>`` (the log file's folder),
+written under that folder's ``wandb/``; ``wandb sync`` uploads offline runs later.
 
 The log of a run stays consistent across resumes: on start, lines past the step training resumes
 from are dropped (they were written after the resume file the run continues from), and the
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import resource
 import time
 from pathlib import Path
@@ -18,6 +25,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from ig.errors import IGError
 from ig.utils.io import atomic_path
 
 LOSS_KEYS = ("loss", "loss_final", "loss_inter", "loss_cos", "grad_norm")
@@ -42,30 +50,36 @@ class TrainingLog:
     ) -> None:
         self.path, self.every, self.enabled = path, every, enabled
         self.global_batch, self.steps_per_epoch = global_batch, steps_per_epoch
-        self.window: dict[str, float] = {k: 0.0 for k in (*LOSS_KEYS, "steps")}
+        self.window: torch.Tensor | None = None  # sums of the values since the last line, on the device
+        self.steps = 0
         self.tick = (time.perf_counter(), start_step)
         self.writer = None
+        self.wandb = None
         self.bar = None
         if not enabled:
             return
         _truncate_after(path, start_step)
         if tensorboard is not None:
             self.writer = _tensorboard(tensorboard, start_step)
+        self.wandb = _wandb(path.parent, start_step)
         self.bar = tqdm(
             total=target_step, initial=start_step, unit="step", dynamic_ncols=True, disable=not progress, mininterval=1
         )
 
     def state_dict(self) -> dict[str, float]:
-        return dict(self.window)
+        sums = self.window.tolist() if self.window is not None else [0.0] * len(LOSS_KEYS)
+        return {**dict(zip(LOSS_KEYS, sums, strict=True)), "steps": self.steps}
 
     def load_state_dict(self, window: dict[str, float]) -> None:
-        self.window = dict(window)
+        self.window = torch.tensor([window[k] for k in LOSS_KEYS], dtype=torch.float64)
+        self.steps = int(window["steps"])
 
-    def add(self, step: int, values: dict[str, float], lr: float) -> None:
-        """Record the values of ``step`` (already done); write a line every ``every`` steps."""
-        for k in LOSS_KEYS:
-            self.window[k] += values[k]
-        self.window["steps"] += 1
+    def add(self, step: int, values: torch.Tensor, lr: float) -> None:
+        """Record the values (``LOSS_KEYS``, a tensor) of ``step``, already done; write a line every
+        ``every`` steps."""
+        values = values.detach().double()
+        self.window = values if self.window is None else self.window.to(values.device) + values
+        self.steps += 1
         if self.bar is not None:
             self.bar.update(1)
         if step % self.every == 0 and self.enabled:
@@ -75,21 +89,23 @@ class TrainingLog:
         now = time.perf_counter()
         seconds, steps_timed = now - self.tick[0], step - self.tick[1]
         self.tick = (now, step)
-        n = max(self.window.pop("steps"), 1)
+        n = max(self.steps, 1)
         record = {"step": step, "epoch": round(step / self.steps_per_epoch, 4)}
-        record |= {k: self.window[k] / n for k in LOSS_KEYS}
+        record |= dict(zip(LOSS_KEYS, (self.window / n).tolist(), strict=True))
         record |= {
             "lr": lr,
             "images_per_s": self.global_batch * steps_timed / seconds,
             "peak_mem_gib": peak_memory_gib(),
         }
-        self.window = {k: 0.0 for k in (*LOSS_KEYS, "steps")}
+        self.window, self.steps = None, 0
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self.writer is not None:
             for k, v in record.items():
                 if k != "step":
                     self.writer.add_scalar(f"train/{k}", v, step)
+        if self.wandb is not None:
+            self.wandb.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=step)
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_s']:.1f}", refresh=False)
 
@@ -98,6 +114,8 @@ class TrainingLog:
             self.bar.close()
         if self.writer is not None:
             self.writer.close()
+        if self.wandb is not None:
+            self.wandb.finish()
 
 
 def peak_memory_gib() -> float:
@@ -136,3 +154,22 @@ def _tensorboard(folder: Path, start_step: int) -> Any:
         log.warning("TensorBoard is not installed; --tensorboard ignored (pip install tensorboard)")
         return None
     return SummaryWriter(str(folder), purge_step=start_step + 1)
+
+
+def _wandb(folder: Path, start_step: int) -> Any:
+    """A W&B run when ``IG_WANDB`` asks for one (None otherwise, or with a warning when wandb is not
+    installed); ``folder`` is the run's folder and names it."""
+    mode = os.environ.get("IG_WANDB", "")
+    if not mode:
+        return None
+    if mode not in ("offline", "online"):
+        raise IGError(f"IG_WANDB={mode!r}: use offline or online (or leave it unset for no W&B)")
+    try:
+        import wandb
+    except ImportError:
+        log.warning("IG_WANDB is set but wandb is not installed (pip install 'ig[wandb]'); not logging to W&B")
+        return None
+    run = folder.resolve().name
+    return wandb.init(
+        mode=mode, dir=str(folder), project=os.environ.get("WANDB_PROJECT", "ig"), group=run, name=f"{run}@{start_step}"
+    )
