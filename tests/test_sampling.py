@@ -189,3 +189,32 @@ def test_bad_shard_index_is_one_line(checkpoint, tmp_path):
     ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "shard index 9 out of range" in result.stderr
+
+
+def test_a_killed_sampling_job_reruns_only_what_is_missing(checkpoint, tmp_path, single_thread):
+    """SIGKILL while the shards are written: the rerun keeps the finished shards, removes the
+    half-written one, and ends with exactly the shards of an uninterrupted run."""
+    import signal
+    import time
+
+    args = ["--num-samples", "64", "--shard-size", "8", "--steps", "4", "--batch-size", "8"]
+    _sample(checkpoint, tmp_path / "reference", *args)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "ig", "sample", "--checkpoint", str(checkpoint), "--out-dir", str(out), *ARGS, *args]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while not (out / "shard-00001.npz").exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.npz")}
+    assert 2 <= len(kept) < 8
+    (out / ".shard-00007.npz.abc123.tmp").write_bytes(b"half a shard")  # as a kill during a save leaves
+    _sample(checkpoint, out, *args)
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.npz") if p.name in kept} == kept
+    reference, killed = _shards(tmp_path / "reference"), _shards(out)
+    assert list(reference) == list(killed)
+    for name in reference:
+        assert np.array_equal(reference[name]["arr_0"], killed[name]["arr_0"]), name
+    assert not list(out.glob(".*.tmp"))

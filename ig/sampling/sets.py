@@ -309,7 +309,11 @@ def run(args: argparse.Namespace) -> None:
     if bad:
         raise IGError(f"shard index {bad[0]} out of range: {spec.num_shards} shards of {spec.sampling.shard_size}")
     ctx = process_context(args.device)
-    todo = shards_to_make(spec, args.out_dir, [k for k in wanted if k % ctx.world_size == ctx.rank])
+    mine = [k for k in wanted if k % ctx.world_size == ctx.rank]
+    for k in mine:  # what a kill during this rank's saves left behind
+        for stale in args.out_dir.glob(f".{shard_path(args.out_dir, k).name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+    todo = shards_to_make(spec, args.out_dir, mine)
     if todo:
         sampler = Sampler.load(spec.checkpoint, ctx.device, spec.weak_checkpoint, args.assets_dir)
         make_shards(spec, args.out_dir, todo, sampler, progress=ctx.rank == 0)
