@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from ig.campaign import Campaign, validate
-from ig.report.claims import OUTCOMES, crossing_step, outcome, write_claims
+from ig.evaluation.uncertainty import OUTCOMES, outcome
+from ig.report.claims import crossing_step, write_claims
 from tests.fake_results import fake_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,7 @@ def test_outcome_maps_our_verdict_onto_the_papers_direction():
     assert outcome("worse", "worse") == reproduced
     assert outcome("matches", "within noise") == reproduced
     assert outcome("matches", "worse") == not_reproduced
+    assert outcome("matches", "better") == reproduced
 
 
 def test_crossing_step_interpolates_between_milestones():
@@ -60,7 +62,7 @@ def test_claims_report_paper_figures_ours_and_verdicts(ablations, tmp_path):
     # 3 seeds each: per-seed differences -0.5, -0.6, -0.4: mean -0.5, se 0.058, t(2): interval excludes 0
     assert aux4.outcome == "reproduced" and aux4.paper == "33.02 → 30.60 (-2.42)"
     assert aux4.detail["delta"] == pytest.approx(-0.5) and aux4.detail["dof"] == 2
-    assert found["A head in the latter half (block 8) hurts FID"].outcome == "inconclusive at this scale"
+    assert found["A head in the latter half (block 8) hurts FID"].outcome == "inconclusive"
     speed = found["Auxiliary supervision reaches the baseline's final FID in fewer steps"]
     assert speed.outcome == "reproduced"  # 5.0 reached between it600 (6) and it900 (4.6): ~830 steps
     assert 800 < speed.detail["mean_steps"] < 860 and speed.detail["b_steps"] == 1200

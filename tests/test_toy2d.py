@@ -10,13 +10,16 @@ import torch
 
 from ig.cli import main
 from ig.errors import IGError
+from ig.evaluation.uncertainty import outcome, seed_difference, verdict
 from ig.guidance import Guidance, GuidedVelocity
 from ig.sampling.integrators import sample
 from ig.sampling.settings import SamplerSettings
-from ig.toy2d.experiment import QUICK, load_guidance, table_rows
-from ig.toy2d.metrics import evaluate, leaf_coverage, sliced_wasserstein
+from ig.toy2d.claims import Claim, check, write_claims
+from ig.toy2d.experiment import QUICK, Settings, load_guidance, paper_claims, table_rows
+from ig.toy2d.metrics import LOWER_IS_BETTER, METRICS, confusion, evaluate, leaf_coverage, sliced_wasserstein
 from ig.toy2d.mixture import TreeMixture
-from ig.toy2d.model import ToyDenoiser
+from ig.toy2d.model import NullLabel, ToyDenoiser
+from ig.toy2d.plot import Background
 from ig.toy2d.train import ToyTraining, train
 
 
@@ -194,6 +197,28 @@ def test_collapsed_and_displaced_samples_score_badly(tree, levels):
     assert math.isfinite(m["loglik"]) and m["loglik"] < -100
 
 
+def test_confusion_counts_samples_inside_the_other_outline(tree, levels):
+    """Truth from the data, not the metric: a class's own samples sit in the other outline only
+    where the two trees share their root (a few %); the other class's samples, given this class's
+    label, nearly all do; a point checked to lie inside both outlines counts, a far one does not."""
+    g = torch.Generator().manual_seed(0)
+    for cls in (0, 1):
+        own = tree.classes[cls].sample(4096, g)
+        other = tree.classes[1 - cls].sample(4096, g)
+        assert confusion(tree, cls, own, levels) < 0.04
+        assert confusion(tree, cls, other, levels) > 0.95
+    root = (tree.classes[0].means[:1] + tree.classes[1].means[:1]) / 2
+    assert all(tree.classes[c].log_prob(root) >= levels[c] for c in (0, 1))
+    far = torch.tensor([[3.0, -3.0]], dtype=torch.float64)
+    assert confusion(tree, 0, root, levels) == confusion(tree, 1, root, levels) == 1.0
+    assert confusion(tree, 0, far, levels) == 0.0
+
+    a, b = (tree.classes[c].sample(4096, g) for c in (0, 1))
+    y = torch.zeros(4096, dtype=torch.long)
+    swapped = evaluate(tree, torch.cat([b, a]), torch.cat([y, y + 1]), levels, g)
+    assert swapped["confusion"] > 0.95 and swapped["outside"] > 0.95
+
+
 def test_sliced_wasserstein_of_a_translation():
     """Projections of a shift δ have W2² = (θ·δ)², whose mean over directions is |δ|²/2."""
     a = torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
@@ -201,6 +226,99 @@ def test_sliced_wasserstein_of_a_translation():
     assert sliced_wasserstein(a, a, 64, g) == 0.0
     delta = torch.tensor([0.3, -0.4])
     assert sliced_wasserstein(a, a + delta, 1024, g) == pytest.approx(0.5 / math.sqrt(2), rel=0.04)
+
+
+def test_background_union_is_the_equal_prior_mixture(tree, levels):
+    """The figure's A∪B density, built from the two class densities, is the union mixture's."""
+    bg = Background(tree, 24, (0.0, 0.0))
+    axis = torch.tensor(bg.axis, dtype=torch.float64)
+    gx, gy = torch.meshgrid(axis, axis, indexing="xy")
+    grid = torch.stack([gx.flatten(), gy.flatten()], dim=1)
+    for ours, exact in ((bg.union, tree.union), (bg.class_a, tree.classes[0])):
+        assert torch.allclose(torch.from_numpy(ours).double().flatten(), exact.log_prob(grid), atol=1e-2)
+
+
+# --- claims ----------------------------------------------------------------------------------
+
+
+def _per_seed(deltas, metric="outside", base=0.1):
+    return [{"a": {metric: base + d}, "b": {metric: base}} for d in deltas]
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_claim_verdicts_follow_the_shared_rule(metric):
+    """Every toy verdict is ``ig.evaluation.uncertainty.verdict`` for the image metric of the same
+    direction, on the per-seed differences; random differences hit all three verdicts."""
+    same_direction = "fid" if LOWER_IS_BETTER[metric] else "recall"
+    g = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(60):
+        deltas = (0.02 * torch.randn(1, generator=g) + 0.01 * torch.randn(4, generator=g)).tolist()
+        result = check(Claim("x", "a beats b", "a", "b", metric), _per_seed(deltas, metric))
+        expected = verdict(seed_difference(deltas), same_direction)
+        assert result["verdict"] == expected
+        assert result["delta"] == pytest.approx(sum(deltas) / 4)
+        seen.add(expected)
+    assert seen == {"better", "worse", "within noise"}
+
+
+def test_metric_directions_favour_the_ground_truth(tree, levels):
+    """On every metric, ground truth beats samples given the other class's label (over two seeds)."""
+    y = torch.arange(2).repeat_interleave(2048)
+    per_seed = []
+    for seed in (0, 1):
+        g = torch.Generator().manual_seed(seed)
+        x = tree.sample(y, g)
+        per_seed.append({"a": evaluate(tree, x, y, levels, g), "b": evaluate(tree, x, 1 - y, levels, g)})
+    for metric in METRICS:
+        assert check(Claim("x", "truth beats swapped labels", "a", "b", metric), per_seed)["verdict"] == "better"
+
+
+def test_claim_outcomes():
+    lower = check(Claim("x", "a beats b", "a", "b", "outside"), _per_seed([-0.05, -0.04, -0.06, -0.05]))
+    higher = check(Claim("x", "a beats b", "a", "b", "coverage"), _per_seed([-0.05, -0.04, -0.06, -0.05], "coverage"))
+    assert (lower["result"], higher["result"]) == ("reproduced", "not reproduced")
+    noisy = _per_seed([-0.05, 0.04, -0.06, 0.05])
+    assert check(Claim("x", "a matches b", "a", "b", "outside", matches=True), noisy)["result"] == "reproduced"
+    assert check(Claim("x", "a beats b", "a", "b", "outside"), noisy)["result"] == "inconclusive"
+
+
+def test_paper_claims_compare_rows_of_the_table():
+    for settings in (QUICK, Settings()):
+        keys = {r.key for r in table_rows(settings, load_guidance(None))}
+        claims = paper_claims(settings)
+        assert all(c.a in keys and c.b in keys and c.a != c.b and c.metric in METRICS for c in claims)
+    assert [c.label for c in claims] == ["a", "b", "b", "c", "c", "d", "d", "e", "f"]
+    assert {(c.a, c.b, c.metric) for c in claims} >= {
+        ("IG @4096", "no guidance @4096", "outside"),
+        ("CFG @4096", "no guidance @4096", "confusion"),
+        ("CFG @4096", "no guidance @4096", "outside"),
+        ("IG+CFG @4096", "IG @4096", "outside"),
+        ("IG+CFG @4096", "IG @4096", "confusion"),
+        ("IG @512", "no guidance @4096", "outside"),
+        ("IG interval @4096", "IG @4096", "outside"),
+    }
+    assert [c.matches for c in claims] == [c.label == "e" for c in claims]
+    interval = next(r for r in table_rows(Settings(), load_guidance(None)) if r.name == "IG interval")
+    assert interval.guidance == Guidance(ig_scale=2.0, ig_interval=(0.3, 1.0))
+
+
+def test_claims_files(tmp_path):
+    claims = [
+        Claim("a", "a beats b", "a", "b", "outside"),
+        Claim("e", "a matches b", "a", "b", "outside", matches=True),
+    ]
+    results = [check(c, _per_seed([0.05, 0.04, 0.06, 0.05])) for c in claims]
+    markdown = write_claims(tmp_path, results)
+    assert (tmp_path / "claims.md").read_text() == markdown
+    table = [line for line in markdown.splitlines() if line.startswith("| ")]
+    assert len(table) == 2 + len(claims)  # header, rule, one row per claim
+    assert "| a | a beats b | a | b | outside | 15.0 | 10.0 | 5.0 ± 0.4 |" in markdown
+    assert all(line.endswith("| worse | **not reproduced** |") for line in table[2:])
+    saved = json.loads((tmp_path / "claims.json").read_text())
+    assert saved["seeds"] == 4 and [r["label"] for r in saved["claims"]] == ["a", "e"]
+    assert saved["claims"][0]["deltas"] == pytest.approx([0.05, 0.04, 0.06, 0.05])
+    assert saved["claims"][0]["lower_is_better"] is True
 
 
 # --- model, training, sampling ---------------------------------------------------------------
@@ -218,6 +336,17 @@ def test_model_interface_and_zero_init():
     assert ToyDenoiser(width=16, ig_layer=0)(x, t, y)[1] is None
     with pytest.raises(IGError):
         ToyDenoiser(depth=4, ig_layer=4)
+
+
+def test_null_label_guide_ignores_labels():
+    torch.manual_seed(0)
+    net = ToyDenoiser(width=16, ig_layer=0)
+    for p in net.parameters():
+        p.data.normal_(0, 0.1)
+    x, t = torch.randn(4, 2), torch.rand(4)
+    v = NullLabel(net)(x, t, torch.tensor([0, 1, 0, 1]))[0]
+    assert torch.equal(v, net(x, t, torch.full((4,), 2))[0])
+    assert not torch.allclose(v, net(x, t, torch.tensor([0, 1, 0, 1]))[0])
 
 
 def test_training_plumbing(tree):
@@ -283,7 +412,15 @@ def test_cli_quick_end_to_end(tmp_path):
     out = tmp_path / "toy"
     main(["toy2d", "--out-dir", str(out), "--quick"])
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["metrics.csv", "metrics.json", "metrics.md", "toy2d_guidance.png", "toy2d_training.png"]
+    assert files == [
+        "claims.json",
+        "claims.md",
+        "metrics.csv",
+        "metrics.json",
+        "metrics.md",
+        "toy2d_guidance.png",
+        "toy2d_training.png",
+    ]
     with open(out / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(table_rows(QUICK, load_guidance(None)))
@@ -293,10 +430,21 @@ def test_cli_quick_end_to_end(tmp_path):
     assert len(meta["per_seed"]) == QUICK.seeds
     assert (out / "toy2d_guidance.png").read_bytes()[:4] == b"\x89PNG"
     assert "| IG+CFG |" in (out / "metrics.md").read_text()
+    claims = json.loads((out / "claims.json").read_text())
+    assert claims["seeds"] == QUICK.seeds
+    assert [(r["a"], r["b"], r["metric"]) for r in claims["claims"]] == [
+        (c.a, c.b, c.metric) for c in paper_claims(QUICK)
+    ]
+    for r in claims["claims"]:
+        per_seed_delta = [m[r["a"]][r["metric"]] - m[r["b"]][r["metric"]] for m in meta["per_seed"]]
+        assert r["deltas"] == pytest.approx(per_seed_delta)
+        assert r["result"] == outcome("matches" if r["matches"] else "better", r["verdict"])
+    assert (out / "claims.md").read_text().count("\n| ") == 2 + len(claims["claims"])
 
 
-def test_cli_reports_bad_options(tmp_path, capsys):
+@pytest.mark.parametrize("option,value", [("--omega", "1.5"), ("--seeds", "1")])
+def test_cli_reports_bad_options(tmp_path, capsys, option, value):
     with pytest.raises(SystemExit) as exc:
-        main(["toy2d", "--out-dir", str(tmp_path), "--quick", "--omega", "1.5"])
+        main(["toy2d", "--out-dir", str(tmp_path), "--quick", option, value])
     assert exc.value.code == 2
-    assert "--omega" in capsys.readouterr().err
+    assert option in capsys.readouterr().err

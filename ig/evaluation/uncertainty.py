@@ -20,6 +20,7 @@ within noise.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,12 +200,28 @@ def seed_difference(deltas: list[float]) -> Difference:
     return Difference(float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values))), True, len(values) - 1)
 
 
-def verdict(difference: Difference, metric: str) -> str:
+def verdict(difference: Difference, metric: str, lower_is_better: Mapping[str, bool] = LOWER_IS_BETTER) -> str:
     """``better``, ``worse`` or ``within noise``: a − b is a real change when its 95 % interval
     (normal for a bootstrap error, Student t over training seeds) excludes 0; better or worse by
-    the metric's direction (FID and sFID: lower is better; IS, precision and recall: higher)."""
+    the metric's direction (``lower_is_better``; the image metrics' by default: FID and sFID lower,
+    IS, precision and recall higher)."""
     low, high = difference.interval
     if low <= 0.0 <= high:
         return "within noise"
-    improved = (difference.delta < 0) == LOWER_IS_BETTER[metric]
+    improved = (difference.delta < 0) == lower_is_better[metric]
     return "better" if improved else "worse"
+
+
+OUTCOMES = ("reproduced", "not reproduced", "inconclusive")
+
+
+def outcome(expect: str, judged: str) -> str:
+    """What our verdict on a − b says of a claim of the paper that a is ``better`` (or ``worse``)
+    than b, or ``matches`` it: the paper's direction seen is *reproduced*, the opposite direction
+    *not reproduced*, no difference where the paper claims one *inconclusive* (at this scale); a
+    ``matches`` claim is reproduced unless a is worse."""
+    if expect == "matches":
+        return OUTCOMES[1] if judged == "worse" else OUTCOMES[0]
+    if judged == "within noise":
+        return OUTCOMES[2]
+    return OUTCOMES[0] if judged == expect else OUTCOMES[1]

@@ -28,23 +28,10 @@ import numpy as np
 
 from ig import campaign as campaign_mod
 from ig.campaign import Campaign, SampleSet
-from ig.evaluation.uncertainty import LOWER_IS_BETTER, Difference, verdict
+from ig.evaluation.uncertainty import LOWER_IS_BETTER, OUTCOMES, Difference, outcome, verdict
 from ig.models.sizes import model_options, model_spec
 from ig.report.results import METRIC_NAMES, cell, difference, load_metrics, load_paper, paper_value
 from ig.utils.io import atomic_path, write_json
-
-OUTCOMES = ("reproduced", "not reproduced", "inconclusive at this scale")
-
-
-def outcome(expect: str, judged: str) -> str:
-    """The verdict on a claim from the verdict on our difference: the paper's direction seen
-    (``matches``: no difference seen, or ``a`` better) is *reproduced*; the opposite direction is
-    *not reproduced*; a difference within noise where the paper claims one is *inconclusive*."""
-    if expect == "matches":
-        return OUTCOMES[0] if judged in ("within noise", "better") else OUTCOMES[1]
-    if judged == "within noise":
-        return OUTCOMES[2]
-    return OUTCOMES[0] if judged == expect else OUTCOMES[1]
 
 
 @dataclass(frozen=True)

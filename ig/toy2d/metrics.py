@@ -4,6 +4,9 @@ Per class, then averaged over the two classes:
 
 - ``outside``: fraction of samples below their class's outline level (EDM2's plotted outline,
   ``log p_0 ≥ max log p_0 − 4.49``): samples that leaked between branches or off the tree.
+- ``confusion``: fraction of samples inside the *other* class's outline: samples of the wrong
+  class, which CFG is said to suppress. The two trees share their root, so ground-truth samples
+  score ~2 %, not 0.
 - ``loglik``: mean ground-truth ``log p_0`` of the samples (exact, finite even for far outliers).
 - ``coverage``: fraction of the class's 64 leaf branches that hold at least a quarter of the
   samples they would hold under the ground truth (and at least one); each sample goes to the
@@ -18,7 +21,22 @@ import torch
 
 from ig.toy2d.mixture import TreeMixture
 
-METRICS = ("outside", "loglik", "coverage", "swd")
+METRICS = ("outside", "confusion", "loglik", "coverage", "swd")
+LOWER_IS_BETTER = {"outside": True, "confusion": True, "loglik": False, "coverage": False, "swd": True}
+# How tables show each metric: header, factor, format.
+DISPLAY = {
+    "outside": ("outside %", 100, "{:.1f}"),
+    "confusion": ("other class %", 100, "{:.1f}"),
+    "loglik": ("mean log p", 1, "{:.2f}"),
+    "coverage": ("leaf coverage %", 100, "{:.1f}"),
+    "swd": ("SWD ×1e-3", 1000, "{:.1f}"),
+}
+
+
+def show(metric: str, value: float) -> str:
+    """``value`` of ``metric`` in its table units, e.g. ``7.0`` for an ``outside`` of 0.07."""
+    _, factor, fmt = DISPLAY[metric]
+    return fmt.format(value * factor)
 
 
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int, generator: torch.Generator) -> float:
@@ -45,6 +63,15 @@ def leaf_coverage(tree: TreeMixture, cls: int, components: torch.Tensor, min_fra
     return float((hits[leaves] >= need).double().mean())
 
 
+def confusion(tree: TreeMixture, cls: int, x: torch.Tensor, levels: list[float]) -> float:
+    """Fraction of class-``cls`` samples ``x`` inside the outline of some other class."""
+    inside = torch.zeros(len(x), dtype=torch.bool)
+    for other in range(tree.num_classes):
+        if other != cls:
+            inside |= tree.classes[other].log_prob(x) >= levels[other]
+    return float(inside.double().mean())
+
+
 def evaluate(
     tree: TreeMixture,
     x: torch.Tensor,
@@ -62,6 +89,7 @@ def evaluate(
         per_class.append(
             {
                 "outside": float((logp < levels[cls]).double().mean()),
+                "confusion": confusion(tree, cls, xc, levels),
                 "loglik": float(logp.double().mean()),
                 "coverage": leaf_coverage(tree, cls, components),
                 "swd": sliced_wasserstein(xc, reference, projections, generator),

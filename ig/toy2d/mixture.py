@@ -20,7 +20,7 @@ CLASS_NAMES = ("A", "B")
 TREE_DEPTH = 7  # branch depths 0..6; the 64 depth-6 branches of a class are its leaves
 POINTS_PER_BRANCH = 8
 OUTLINE_DROP = 4.49  # EDM2's outline: sqrt(max log p − log p) ≤ 2.12
-_CHUNK_ELEMENTS = 1 << 22  # rows × components evaluated at once (bounds memory)
+_CHUNK_ELEMENTS = 1 << 18  # rows × components at once: temporaries stay in cache (4× more ran ~1.5× slower)
 
 
 class GaussianMixture:
@@ -42,23 +42,28 @@ class GaussianMixture:
 
     def _terms(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Per (row, component): log(weight × density), and per eigen-direction e the coordinate
-        ``u_e = q_eᵀ (x − (1 − t) μ)`` and diffused variance ``l_e = (1 − t)² L_e + t²``."""
+        ``u_e = q_eᵀ (x − (1 − t) μ)`` and diffused variance ``l_e = (1 − t)² L_e + t²``.
+
+        ``t`` holds one time per row, or a single time shared by all rows: then the variances
+        and normalisers are computed once per component instead of once per (row, component).
+        """
         mu, eigvals, q = (p.to(x.dtype) for p in (self.means, self.eigvals, self.eigvecs))
         t = t.view(-1, 1)
         d0 = x[:, :1] - (1 - t) * mu[:, 0]
         d1 = x[:, 1:] - (1 - t) * mu[:, 1]
         u = [d0 * q[:, 0, e] + d1 * q[:, 1, e] for e in (0, 1)]
         lam = [(1 - t) ** 2 * eigvals[:, e] + t**2 for e in (0, 1)]
-        quad = u[0] ** 2 / lam[0] + u[1] ** 2 / lam[1]
-        log_wn = self.log_weights.to(x.dtype) - 0.5 * (quad + (lam[0] * lam[1]).log() + 2 * math.log(2 * math.pi))
+        log_norm = self.log_weights.to(x.dtype) - 0.5 * ((lam[0] * lam[1]).log() + 2 * math.log(2 * math.pi))
+        log_wn = log_norm - 0.5 * (u[0] ** 2 / lam[0] + u[1] ** 2 / lam[1])
         return log_wn, u, lam, t
 
     def _map(self, fn, x: torch.Tensor, t: float | torch.Tensor = 0.0) -> torch.Tensor:
         """Apply ``fn(*terms)`` to row chunks (bounded memory) and concatenate along rows."""
-        t = torch.as_tensor(t, dtype=x.dtype).expand(x.shape[0])
+        t = torch.as_tensor(t, dtype=x.dtype)
         rows = max(1, _CHUNK_ELEMENTS // len(self.log_weights))
-        parts = [fn(*self._terms(xc, tc)) for xc, tc in zip(x.split(rows), t.split(rows), strict=True)]
-        return torch.cat(parts)
+        chunks = x.split(rows)
+        times = t.expand(x.shape[0]).split(rows) if t.dim() else [t] * len(chunks)
+        return torch.cat([fn(*self._terms(xc, tc)) for xc, tc in zip(chunks, times, strict=True)])
 
     def log_prob(self, x: torch.Tensor, t: float | torch.Tensor = 0.0) -> torch.Tensor:
         """``log p_t(x)``, finite for any finite ``x`` (log-sum-exp over components)."""

@@ -32,17 +32,21 @@ class Background:
     """Log-densities of A∪B and of class A on a grid, computed once for all panels.
 
     ``levels`` are the outline levels of A∪B and of class A (the metrics' levels, so a dot
-    outside the orange outline is exactly a sample the ``outside`` metric counts).
+    outside the orange outline is exactly a sample the ``outside`` metric counts). Float32, like
+    the samples the metrics score, and A∪B from the two class densities (equal priors): the grid
+    is the costliest density evaluation of the experiment.
     """
 
     def __init__(self, tree: TreeMixture, resolution: int, levels: tuple[float, float]) -> None:
         self.levels = levels
-        axis = torch.linspace(*VIEW, resolution, dtype=torch.float64)
+        axis = torch.linspace(*VIEW, resolution)
         gx, gy = torch.meshgrid(axis, axis, indexing="xy")
         grid = torch.stack([gx.flatten(), gy.flatten()], dim=1)
+        per_class = torch.stack([m.log_prob(grid) for m in tree.classes])
+        union = torch.logsumexp(per_class, dim=0) - math.log(tree.num_classes)
         self.axis = axis.numpy()
-        self.union = tree.union.log_prob(grid).view(resolution, resolution).numpy()
-        self.class_a = tree.classes[0].log_prob(grid).view(resolution, resolution).numpy()
+        self.union = union.view(resolution, resolution).numpy()
+        self.class_a = per_class[0].view(resolution, resolution).numpy()
 
     def draw(self, ax) -> None:
         for logp, level, (fill, line) in zip((self.union, self.class_a), self.levels, (GREY, ORANGE), strict=True):

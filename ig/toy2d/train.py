@@ -2,10 +2,8 @@
 
 We use the sample-based loss, not EDM2's exact-score regression: it is the loss the image models
 train with (same code, same ``lam``/``omega`` semantics, including the Section-6 ω objective).
-Regressing the exact velocity needs all 1016 components per batch row, and it did not fit better
-(measured on a plain-MLP variant of the model): 21 % of unguided samples outside the outline after
-2048 exact iterations at batch 512 (98 s), vs 17-26 % after 4096 sample-based iterations (uniform times) at
-batch 2048 (~55 s).
+Regressing the exact velocity needs all 1016 components per batch row, several times the cost of
+a step, and in a trial on a plain-MLP variant of the model it fitted the tree no better.
 
 Training times are logit-normal, ``t = sigmoid(N(-2.3, 1.5²))``: on the linear path
 ``σ = t / (1 − t)``, so this is exactly EDM2's toy noise distribution ``ln σ ~ N(-2.3, 1.5²)``.
