@@ -6,12 +6,15 @@ checkpoints) is downloaded beforehand, once, into one assets folder by this comm
 find their files with :func:`require`, which fails with one line naming the file and the
 command that fetches it.
 
-Downloads go to ``<file>.part`` and are renamed into place only after their size and hash check
-out, so a file under its final name is always complete. A rerun skips complete files and
-resumes a ``.part`` (HTTP Range) or starts it over when the server cannot resume.
+Every file is pinned: Hugging Face files at a commit of their repository (never ``main``), every
+file by its sha256 (and size where known), so that a cluster run reads exactly the bytes this
+registry names. A download goes to ``<file>.part`` and is renamed into place only after its size
+and hash check out; a rerun skips complete files and resumes a ``.part`` (HTTP Range) or starts it
+over when the server cannot resume. ``--verify`` re-hashes an existing assets folder.
 
-Hugging Face files live under ``hf/<repo id>/`` in the assets folder; their sizes and sha256
-come from the Hub's file listing at fetch time, so the registry need not copy them.
+Values that could not be established when the registry was written are ``None``: such an asset is
+refused until it is pinned, or fetched once with ``--allow-unpinned`` on a trusted network, which
+prints the revision and hashes to pin (``ig fetch-assets --list`` shows what is missing).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import argparse
 import json
 import logging
 import os
+import re
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ig.errors import IGError
@@ -32,28 +36,30 @@ log = logging.getLogger(__name__)
 
 HF_ENDPOINT = "https://huggingface.co"
 CHUNK = 1 << 20
+SHA256 = re.compile(r"[0-9a-f]{64}")
+COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
 class AssetFile:
-    """One downloadable file."""
+    """One downloadable file. ``sha256`` None: not pinned yet (see the module docstring)."""
 
-    url: str
-    path: str  # relative to the assets folder
+    path: str  # in the assets folder; for a Hugging Face asset, in its repository
+    sha256: str | None
     size: int | None = None
-    digest: str | None = None  # "sha256:<hex>" (a prefix is accepted, as torch.hub names) or "md5:<hex>"
+    url: str | None = None  # direct files only: Hugging Face files resolve at the asset's revision
 
 
 @dataclass(frozen=True)
 class Asset:
-    """A named thing a run needs: direct ``files``, or files of a Hugging Face repo folder."""
+    """A named thing a run needs: direct ``files``, or files of a Hugging Face repository."""
 
     name: str
     description: str
-    files: tuple[AssetFile, ...] = ()
+    files: tuple[AssetFile, ...] = ()  # empty for a Hugging Face folder whose file names are not pinned yet
     hf_repo: str | None = None
-    hf_folder: str = ""  # a folder of hf_repo ("" = its root)
-    hf_include: tuple[str, ...] = ()  # only these files of the folder (default: all of them)
+    hf_revision: str | None = None  # a commit of hf_repo
+    hf_folder: str = ""  # the folder of hf_repo that require() returns ("" = its root)
     cluster: bool = True  # fetched by a plain `ig fetch-assets`
 
     @property
@@ -65,37 +71,60 @@ class Asset:
             return self.files[0].path
         return os.path.commonpath([f.path for f in self.files])
 
+    def local(self, file: AssetFile) -> str:
+        """Where ``file`` goes, relative to the assets folder."""
+        return f"hf/{self.hf_repo}/{file.path}" if self.hf_repo else file.path
 
-def _fashion_mnist_file(stem: str, size: int, md5: str) -> AssetFile:
-    return AssetFile(
-        f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{stem}.gz", f"fashion-mnist/{stem}.gz", size, md5
-    )
+    def missing_pins(self) -> list[str]:
+        """What the registry still lacks to pin this asset (empty when it is pinned)."""
+        missing = []
+        if self.hf_repo and not self.hf_revision:
+            missing.append("revision")
+        if not self.files:
+            missing.append("file names")
+        missing += [f"sha256 of {f.path}" for f in self.files if not f.sha256]
+        return missing
 
 
+def _hf(path: str, sha256: str | None = None, size: int | None = None) -> AssetFile:
+    return AssetFile(path, sha256, size)
+
+
+def _fashion_mnist_file(stem: str, size: int, sha256: str) -> AssetFile:
+    url = f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{stem}.gz"
+    return AssetFile(f"fashion-mnist/{stem}.gz", sha256, size, url)
+
+
+# Sources of the pinned values: the Inception hash and size are torch-fidelity's release file as
+# listed by several FID tools; the Fashion-MNIST hashes by two independent download scripts; the
+# SD-VAE commit and safetensors size by several projects that pin it. The None values were not
+# found in any public source reachable when this was written.
 REGISTRY: dict[str, Asset] = {
     a.name: a
     for a in [
         Asset(
             "sd-vae-ft-ema",
             "SD-VAE (ft-EMA decoder) for SiT latents, a diffusers AutoencoderKL folder",
+            files=(_hf("config.json"), _hf("diffusion_pytorch_model.safetensors", size=334_643_276)),
             hf_repo="stabilityai/sd-vae-ft-ema",
-            hf_include=("config.json", "diffusion_pytorch_model.safetensors"),
+            hf_revision="f04b2c4b98319346dad8c65879f680b1997b204a",
         ),
         Asset(
             "va-vae",
             "VA-VAE f16d32 (LDM-format checkpoint) and its latent statistics, for LightningDiT",
+            files=(_hf("vavae-imagenet256-f16d32-dinov2.pt"), _hf("latents_stats.pt")),
             hf_repo="hustvl/vavae-imagenet256-f16d32-dinov2",
-            hf_include=("vavae-imagenet256-f16d32-dinov2.pt", "latents_stats.pt"),
         ),
         Asset(
             "inception-fid",
             "torch-fidelity's InceptionV3 FID weights (TF 2015-12-05 graph)",
             files=(
                 AssetFile(
+                    "torch-fidelity/weights-inception-2015-12-05-6726825d.pth",
+                    "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+                    95_628_359,
                     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
                     "weights-inception-2015-12-05-6726825d.pth",
-                    "torch-fidelity/weights-inception-2015-12-05-6726825d.pth",
-                    digest="sha256:6726825d",
                 ),
             ),
         ),
@@ -104,9 +133,10 @@ REGISTRY: dict[str, Asset] = {
             "ADM evaluator reference batch for ImageNet 256x256",
             files=(
                 AssetFile(
-                    "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/256/"
-                    "VIRTUAL_imagenet256_labeled.npz",
                     "adm/VIRTUAL_imagenet256_labeled.npz",
+                    None,
+                    url="https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/256/"
+                    "VIRTUAL_imagenet256_labeled.npz",
                 ),
             ),
         ),
@@ -127,9 +157,10 @@ REGISTRY: dict[str, Asset] = {
             "upstream SiT-XL/2 256x256 checkpoint (willisma/SiT)",
             files=(
                 AssetFile(
-                    "https://www.dl.dropboxusercontent.com/scl/fi/as9oeomcbub47de5g4be0/SiT-XL-2-256.pt"
-                    "?rlkey=uxzxmpicu46coq3msb17b9ofa&dl=0",
                     "sit/SiT-XL-2-256x256.pt",
+                    None,
+                    url="https://www.dl.dropboxusercontent.com/scl/fi/as9oeomcbub47de5g4be0/SiT-XL-2-256.pt"
+                    "?rlkey=uxzxmpicu46coq3msb17b9ofa&dl=0",
                 ),
             ),
         ),
@@ -137,10 +168,22 @@ REGISTRY: dict[str, Asset] = {
             "fashion-mnist",
             "Fashion-MNIST IDX files (the embedded default; Debian ships them as dataset-fashion-mnist)",
             files=(
-                _fashion_mnist_file("train-images-idx3-ubyte", 26421880, "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-                _fashion_mnist_file("train-labels-idx1-ubyte", 29515, "md5:25c81989df183df01b3e8a0aad5dffbe"),
-                _fashion_mnist_file("t10k-images-idx3-ubyte", 4422102, "md5:bef4ecab320f06d8554ea6380940ec79"),
-                _fashion_mnist_file("t10k-labels-idx1-ubyte", 5148, "md5:bb300cfdad3c16e7a12a480ee83cd310"),
+                _fashion_mnist_file(
+                    "train-images-idx3-ubyte",
+                    26421880,
+                    "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc",
+                ),
+                _fashion_mnist_file(
+                    "train-labels-idx1-ubyte", 29515, "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc"
+                ),
+                _fashion_mnist_file(
+                    "t10k-images-idx3-ubyte",
+                    4422102,
+                    "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229",
+                ),
+                _fashion_mnist_file(
+                    "t10k-labels-idx1-ubyte", 5148, "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf"
+                ),
             ),
             cluster=False,
         ),
@@ -168,10 +211,7 @@ def require(name: str, assets_dir: str | os.PathLike) -> Path:
     """Path of asset ``name`` in ``assets_dir``; a one-line error naming the fix when absent."""
     asset = get_asset(name)
     root = Path(assets_dir)
-    expected = [root / f.path for f in asset.files]
-    if asset.hf_repo:
-        folder = root / asset.path
-        expected = [folder / f for f in asset.hf_include] or [folder]
+    expected = [root / asset.local(f) for f in asset.files] or [root / asset.path]
     for path in expected:
         if not path.exists() or (path.is_dir() and not any(path.iterdir())):
             raise IGError(
@@ -191,49 +231,55 @@ def _open(url: str, offset: int = 0):
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60)
 
 
-def hf_files(asset: Asset, endpoint: str = HF_ENDPOINT) -> tuple[AssetFile, ...]:
-    """List an HF asset's files with the Hub API (size; sha256 for LFS files)."""
-    folder = f"/{asset.hf_folder}" if asset.hf_folder else ""
-    url = f"{endpoint}/api/models/{asset.hf_repo}/tree/main{folder}?recursive=true"
+def _get_json(url: str):
     with _open(url) as response:
-        entries = json.load(response)
-    prefix = f"{asset.hf_folder}/" if asset.hf_folder else ""
-    files = []
-    for entry in entries:
-        relative = entry["path"].removeprefix(prefix)
-        if entry.get("type") != "file" or (asset.hf_include and relative not in asset.hf_include):
-            continue
-        lfs = entry.get("lfs") or {}
-        files.append(
-            AssetFile(
-                f"{endpoint}/{asset.hf_repo}/resolve/main/{entry['path']}",
-                f"hf/{asset.hf_repo}/{entry['path']}",
-                entry.get("size"),
-                f"sha256:{lfs['oid']}" if lfs.get("oid") else None,
-            )
-        )
-    missing = set(asset.hf_include) - {f.path.removeprefix(f"hf/{asset.hf_repo}/{prefix}") for f in files}
-    if missing or not files:
-        raise IGError(f"{url} lacks {', '.join(sorted(missing)) or 'any file'}; the repository may have changed")
-    return tuple(files)
+        return json.load(response)
+
+
+def unpinned_hf(asset: Asset, endpoint: str = HF_ENDPOINT) -> Asset:
+    """``asset`` completed from the Hub for a first, unpinned fetch: the commit ``main`` points at
+    now, and (for a folder without pinned file names) the folder's files with the Hub's sizes and
+    LFS sha256, which then check the download but pin nothing."""
+    revision = asset.hf_revision or _get_json(f"{endpoint}/api/models/{asset.hf_repo}/revision/main")["sha"]
+    if asset.files:
+        return replace(asset, hf_revision=revision)
+    folder = f"/{asset.hf_folder}" if asset.hf_folder else ""
+    url = f"{endpoint}/api/models/{asset.hf_repo}/tree/{revision}{folder}?recursive=true"
+    files = tuple(
+        AssetFile(entry["path"], (entry.get("lfs") or {}).get("oid"), entry.get("size"))
+        for entry in _get_json(url)
+        if entry.get("type") == "file"
+    )
+    if not files:
+        raise IGError(f"{url} lists no files; the repository may have changed")
+    return replace(asset, hf_revision=revision, files=files)
+
+
+def source_url(asset: Asset, file: AssetFile, hf_endpoint: str = HF_ENDPOINT, mirror: str | None = None) -> str:
+    """Where ``file`` is downloaded from: ``mirror``/<its place in the assets folder>, else its origin."""
+    if mirror:
+        return f"{mirror.rstrip('/')}/{asset.local(file)}"
+    if asset.hf_repo:
+        return f"{hf_endpoint}/{asset.hf_repo}/resolve/{asset.hf_revision}/{file.path}"
+    return file.url
 
 
 def check_file(path: Path, file: AssetFile, hash_it: bool = True) -> str | None:
     """Why ``path`` is not a good copy of ``file`` (None when it is)."""
+    if not path.is_file():
+        return "missing"
     size = path.stat().st_size
     if file.size is not None and size != file.size:
         return f"size {size} != expected {file.size}"
-    if hash_it and file.digest:
-        algorithm, expected = file.digest.split(":", 1)
-        actual = file_digest(path, algorithm)
-        if not actual.startswith(expected.lower()):
-            return f"{algorithm} {actual[: len(expected)]} != expected {expected}"
+    if hash_it and file.sha256:
+        actual = file_digest(path, "sha256")
+        if actual != file.sha256:
+            return f"sha256 {actual} != expected {file.sha256}"
     return None
 
 
-def download(file: AssetFile, dest: Path, url: str | None = None, progress: bool = True) -> None:
+def download(file: AssetFile, dest: Path, url: str, progress: bool = True) -> None:
     """Download ``file`` to ``dest`` via ``dest.part``; resume that when the server allows it."""
-    url = url or file.url
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.exists() else 0
@@ -274,31 +320,54 @@ def fetch(
     *,
     mirror: str | None = None,
     hf_endpoint: str = HF_ENDPOINT,
-    verify: bool = False,
+    allow_unpinned: bool = False,
     progress: bool = True,
 ) -> list[Path]:
     """Make every file of ``asset`` complete in ``assets_dir``; returns the files downloaded now.
 
-    ``mirror`` serves direct files at ``<mirror>/<relative path>``; ``verify`` re-hashes files
-    already present (otherwise their size is trusted).
+    Files already present are checked by size, downloads by size and sha256. An asset that is not
+    pinned is refused, unless ``allow_unpinned``: then it is fetched as the source has it now, and
+    the values to pin are logged.
     """
+    missing = asset.missing_pins()
+    if missing and not allow_unpinned:
+        raise IGError(
+            f"asset {asset.name!r} is not pinned in ig/assets.py (no {', '.join(missing)}); pin it, or fetch it "
+            "once with --allow-unpinned on a trusted network and pin the values it prints"
+        )
+    if missing and asset.hf_repo:
+        asset = unpinned_hf(asset, hf_endpoint)
+        log.warning("%s: unpinned; pin hf_revision=%r", asset.name, asset.hf_revision)
     root = Path(assets_dir)
-    files = hf_files(asset, hf_endpoint) if asset.hf_repo else asset.files
     fetched = []
-    for file in files:
-        dest = root / file.path
-        if dest.is_file():
-            problem = check_file(dest, file, hash_it=verify)
-            if problem is None:
-                log.info("%s: complete", dest)
-                continue
-            log.warning("%s: %s; fetching it again", dest, problem)
-            dest.unlink()
-        url = f"{mirror.rstrip('/')}/{file.path}" if mirror and not asset.hf_repo else file.url
-        log.info("%s <- %s", dest, url)
-        download(file, dest, url, progress)
-        fetched.append(dest)
+    for file in asset.files:
+        dest = root / asset.local(file)
+        problem = check_file(dest, file, hash_it=False)
+        if problem is None:
+            log.info("%s: complete", dest)
+        else:
+            if dest.exists():
+                log.warning("%s: %s; fetching it again", dest, problem)
+                dest.unlink()
+            url = source_url(asset, file, hf_endpoint, mirror)
+            log.info("%s <- %s", dest, url)
+            download(file, dest, url, progress)
+            fetched.append(dest)
+        if missing:
+            log.warning(
+                "%s: unpinned; pin %s sha256=%s size=%d", asset.name, file.path, file_digest(dest), dest.stat().st_size
+            )
     return fetched
+
+
+def verify(asset: Asset, assets_dir: str | os.PathLike) -> list[str]:
+    """What is wrong with ``asset`` in ``assets_dir`` (every file re-hashed); empty when it is good."""
+    missing = asset.missing_pins()
+    if missing:
+        return [f"{asset.name} (not pinned: no {', '.join(missing)})"]
+    root = Path(assets_dir)
+    problems = ((asset.local(f), check_file(root / asset.local(f), f)) for f in asset.files)
+    return [f"{path} ({problem})" for path, problem in problems if problem]
 
 
 # --------------------------------------------------------------------------- command line
@@ -307,10 +376,13 @@ def fetch(
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--assets-dir", default=default_assets_dir(), help="destination (default: $IG_ASSETS or assets)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="fetch only these assets (default: all cluster assets)")
-    p.add_argument("--list", action="store_true", help="list the registry and what is present, then exit")
-    p.add_argument("--mirror", help="fetch direct (non-Hugging Face) files from MIRROR/<relative path> instead")
+    p.add_argument("--list", action="store_true", help="list the registry, what is present and what is unpinned")
+    p.add_argument("--verify", action="store_true", help="download nothing: re-hash the files present (exit 2 if bad)")
+    p.add_argument("--mirror", help="fetch from MIRROR/<path in the assets folder> instead of the origins")
     p.add_argument("--hf-endpoint", default=os.environ.get("HF_ENDPOINT", HF_ENDPOINT), help="Hugging Face endpoint")
-    p.add_argument("--verify", action="store_true", help="re-hash files already present")
+    p.add_argument(
+        "--allow-unpinned", action="store_true", help="fetch assets the registry has not pinned yet, printing the pins"
+    )
 
 
 def _status(asset: Asset, assets_dir: str) -> str:
@@ -325,17 +397,32 @@ def run(args: argparse.Namespace) -> None:
     if args.list:
         for asset in REGISTRY.values():
             default = "" if asset.cluster else " (only with --only)"
-            print(f"{asset.name:22s} {_status(asset, args.assets_dir):8s} {asset.path}  {asset.description}{default}")
+            missing = asset.missing_pins()
+            pinned = f" UNPINNED: no {', '.join(missing)}" if missing else ""
+            status = _status(asset, args.assets_dir)
+            print(f"{asset.name:22s} {status:8s} {asset.path}  {asset.description}{default}{pinned}")
         return
     assets = [get_asset(n) for n in args.only] if args.only else [a for a in REGISTRY.values() if a.cluster]
+    if args.verify:
+        problems = [problem for asset in assets for problem in verify(asset, args.assets_dir)]
+        if problems:
+            raise IGError(f"{len(problems)} problem(s) in {args.assets_dir}: {'; '.join(problems)}")
+        log.info("all %d asset(s) verified in %s", len(assets), args.assets_dir)
+        return
     failures = []
     for asset in assets:
         try:
-            fetch(asset, args.assets_dir, mirror=args.mirror, hf_endpoint=args.hf_endpoint, verify=args.verify)
+            fetch(
+                asset,
+                args.assets_dir,
+                mirror=args.mirror,
+                hf_endpoint=args.hf_endpoint,
+                allow_unpinned=args.allow_unpinned,
+            )
         except (OSError, IGError, ValueError) as exc:  # URLError is an OSError
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             failures.append(f"{asset.name} ({reason})")
             log.error("%s: %s", asset.name, reason)
     if failures:
-        raise IGError(f"{len(failures)} asset(s) failed: {'; '.join(failures)}; check the network and rerun")
+        raise IGError(f"{len(failures)} asset(s) failed: {'; '.join(failures)}")
     log.info("all %d asset(s) complete in %s", len(assets), args.assets_dir)

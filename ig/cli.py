@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module, which defines ``add_arguments(parser)`` and
 ``run(args)``. Modules are imported only when their subcommand runs, so ``ig --help`` is fast
-and a stage's heavy imports never slow down another.
+and a stage's heavy imports never slow down another. A command module itself imports nothing
+heavy (torch, diffusers, pandas, matplotlib) at its top: those imports go inside ``run()`` or into
+the modules ``run()`` calls, so that ``ig <command> --help`` answers at once (tests/test_cli.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import sys
 
+from ig import __version__
 from ig.errors import IGError
 
 # name -> (module, one-line help)
@@ -40,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ig", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"ig {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)

@@ -12,6 +12,11 @@ if [[ $(id -u) -eq 0 || ${IG_REQUIRE_SLURM:-0} == 1 ]]; then
     export IG_REQUIRE_SLURM=1
 fi
 ruff check ig tests bench
+ruff format --check ig tests bench
+# The workflow: formatted (snakefmt, settings in pyproject.toml) and free of lints on the paper's
+# campaign (a lint writes nothing; the ImageNet folder need not exist here).
+snakefmt --check .
+snakemake --lint --configfile config/paper.yaml
 set +e
 python -m pytest "$@"
 status=$?

@@ -152,14 +152,18 @@ def test_snakemake_workflow_through_ci_profile(slurm_cluster: SlurmCluster, tmp_
 
 
 def resources_by_rule(log: str) -> dict[str, dict[str, str]]:
-    """Parse the `rule X:` ... `resources: a=1, b=2` blocks that a dry run prints."""
+    """Parse the `rule X:` ... `threads: N`, `resources: a=1, b=2` blocks that a dry run prints
+    (threads as the resource "threads", "1" where not printed)."""
     found: dict[str, dict[str, str]] = {}
     rule = None
     for line in log.splitlines():
         if m := re.match(r"^(?:local)?rule (\w+):", line):
             rule = m.group(1)
+            found[rule] = {"threads": "1"}
+        elif rule and (m := re.match(r"^\s+threads: (\d+)", line)):
+            found[rule]["threads"] = m.group(1)
         elif rule and (m := re.match(r"^\s+resources: (.*)", line)):
-            found[rule] = dict(item.split("=", 1) for item in m.group(1).split(", "))
+            found[rule] |= dict(item.split("=", 1) for item in m.group(1).split(", "))
     return found
 
 
@@ -170,8 +174,8 @@ def dry_run(tmp_path: Path, profile: str, **env: str) -> dict[str, dict[str, str
     """
     base = {k: v for k, v in slurm_env().items() if not k.startswith("IG_SLURM_")}
     (tmp_path / "Snakefile").write_text(SNAKEFILE)
-    proc = subprocess.run(
-        snakemake_args(tmp_path, profile, "--dry-run", "out/b.txt", "out/demo.pt"),
+    proc = subprocess.run(  # --cores: a dry run otherwise caps every rule's threads at 1
+        snakemake_args(tmp_path, profile, "--dry-run", "--cores", "64", "out/b.txt", "out/demo.pt"),
         cwd=tmp_path,
         env={**base, **env},
         capture_output=True,
@@ -189,21 +193,33 @@ def dry_run(tmp_path: Path, profile: str, **env: str) -> dict[str, dict[str, str
 
 
 def test_slurm_profile_dry_run(tmp_path: Path) -> None:
-    """The production profile parses; its defaults and set-resources reach the jobs."""
+    """The production profile parses; its defaults and set-resources reach the jobs: CPU rules on the
+    CPU partition, GPU rules on the GPU partition with their CPUs per GPU as threads."""
     res = dry_run(tmp_path, "slurm")
-    assert res["prepare"]["slurm_partition"] == "gpu"
-    assert "gpu" not in res["prepare"] and "slurm_account" not in res["prepare"]
+    prepare = res["prepare"]
+    assert (prepare["slurm_partition"], prepare["threads"]) == ("cpu", "1"), prepare
+    assert not {"gpu", "slurm_account", "qos", "gpu_model", "constraint"} & set(prepare), prepare
     sample = res["sample"]
-    assert (sample["gpu"], sample["cpus_per_gpu"], sample["runtime"]) == ("1", "8", "240"), sample
-    # The rule's own gpu (the run's train.gpus) survives; the profile adds CPUs and memory per CPU.
+    assert (sample["slurm_partition"], sample["gpu"], sample["runtime"]) == ("gpu", "1", "240"), sample
+    assert sample["cpus_per_gpu"] == sample["threads"] == "8", sample
+    assert not {"gpu_model", "constraint", "qos"} & set(sample), sample
+    # The rule's own gpu (the run's gpus) survives; the profile adds CPUs and memory per CPU.
     train = res["train_segment"]
-    assert (train["gpu"], train["cpus_per_gpu"], train["mem_mb_per_cpu"]) == ("2", "8", "7500"), train
+    assert (train["gpu"], train["cpus_per_gpu"], train["mem_mb_per_cpu"], train["threads"]) == ("2", "8", "7500", "8")
 
 
 def test_slurm_profile_reads_site_settings_from_env(tmp_path: Path) -> None:
-    res = dry_run(tmp_path, "slurm", IG_SLURM_PARTITION="h100", IG_SLURM_ACCOUNT="proj42")
-    assert res["sample"]["slurm_partition"] == "h100"
-    assert res["sample"]["slurm_account"] == "proj42"
+    site = {"IG_SLURM_PARTITION": "h100", "IG_SLURM_CPU_PARTITION": "short", "IG_SLURM_ACCOUNT": "proj42"}
+    site |= {"IG_SLURM_QOS": "high", "IG_SLURM_GPU_MODEL": "h100", "IG_SLURM_CONSTRAINT": "ib&nvlink"}
+    res = dry_run(tmp_path, "slurm", IG_SLURM_CPUS_PER_GPU="6", **site)
+    for rule in ("sample", "train_segment"):  # GPU rules: everything
+        got = {k: res[rule][k] for k in ("slurm_partition", "slurm_account", "qos", "gpu_model", "constraint")}
+        assert got == {"slurm_partition": "h100", "slurm_account": "proj42", "qos": "high", "gpu_model": "h100",
+                       "constraint": "ib&nvlink"}, (rule, got)  # fmt: skip
+        assert res[rule]["cpus_per_gpu"] == res[rule]["threads"] == "6"
+    prepare = res["prepare"]  # a CPU rule: its partition, the account and QoS, no GPU type or features
+    assert (prepare["slurm_partition"], prepare["slurm_account"], prepare["qos"]) == ("short", "proj42", "high")
+    assert not {"gpu_model", "constraint"} & set(prepare)
 
 
 def test_ci_and_local_profiles_dry_run(tmp_path: Path) -> None:

@@ -1,15 +1,20 @@
 """Building blocks of the adaLN-Zero diffusion transformer (DiT, SiT, LightningDiT).
 
-Module and parameter names follow the official releases (facebookresearch/DiT, willisma/SiT,
-hustvl/LightningDiT, CVL-UESTC/Internal-Guidance), so their state dicts load without renaming.
-Elementwise steps are fused where PyTorch offers it (``addcmul``) because on CPU they, not the
-matmuls, are what an eager model can still save.
+The standard transformer pieces come from timm, as in the official SiT code (``PatchEmbed``,
+``Attention``, ``Mlp`` of ``timm.models.vision_transformer``); what is written here is what timm
+does not have in the releases' form, each saying why. Module and parameter names follow the official
+releases (facebookresearch/DiT, willisma/SiT, hustvl/LightningDiT, CVL-UESTC/Internal-Guidance), so
+their state dicts load without renaming. Elementwise steps are fused where PyTorch offers it
+(``addcmul``) because on CPU they, not the matmuls, are what an eager model can still save.
 """
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
+from timm.layers import Attention, Mlp
+from timm.layers import PatchEmbed as TimmPatchEmbed
 from torch import nn
 
 
@@ -31,7 +36,8 @@ def make_norm(dim: int, rmsnorm: bool) -> nn.Module:
 def sincos_pos_embed_2d(dim: int, grid_size: int) -> torch.Tensor:
     """Fixed 2D sin-cos position embedding of MAE/DiT, shape ``(grid_size**2, dim)``, row-major tokens.
 
-    The first half of the channels encodes the column index, the second half the row index.
+    The first half of the channels encodes the column index, the second half the row index
+    (hand-written: timm's ``build_sincos2d_pos_embed`` orders the channels differently).
     """
     omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
     pos = torch.arange(grid_size, dtype=torch.float64)
@@ -40,19 +46,15 @@ def sincos_pos_embed_2d(dim: int, grid_size: int) -> torch.Tensor:
     return torch.cat([col.sin(), col.cos(), row.sin(), row.cos()], dim=1).to(torch.get_default_dtype())
 
 
-class PatchEmbed(nn.Module):
-    """Non-overlapping p×p patches to tokens, as a strided convolution (timm's layout: ``proj``)."""
+class PatchEmbed(TimmPatchEmbed):
+    """timm's patch embedding (a strided convolution ``proj``) for any input size, in ig's argument order."""
 
     def __init__(self, patch_size: int, in_channels: int, hidden_size: int):
-        super().__init__()
-        self.proj = nn.Conv2d(in_channels, hidden_size, kernel_size=patch_size, stride=patch_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).flatten(2).transpose(1, 2)
+        super().__init__(img_size=None, patch_size=patch_size, in_chans=in_channels, embed_dim=hidden_size)
 
 
 class TimestepEmbedder(nn.Module):
-    """Sinusoidal features of the (fractional) time, then an MLP (GLIDE/DiT)."""
+    """Sinusoidal features of the (fractional) time, then an MLP (GLIDE/DiT; not in timm)."""
 
     def __init__(self, hidden_size: int, frequency_size: int = 256):
         super().__init__()
@@ -70,7 +72,7 @@ class TimestepEmbedder(nn.Module):
 
 
 class LabelEmbedder(nn.Module):
-    """Class embedding whose last row (index ``num_classes``) is the null class of CFG.
+    """Class embedding whose last row (index ``num_classes``) is the null class of CFG (DiT's; not in timm).
 
     In training mode each label is replaced by the null class with probability ``dropout_prob``.
     As in the releases, the null row exists only when ``dropout_prob > 0``.
@@ -90,7 +92,8 @@ class LabelEmbedder(nn.Module):
 
 
 class RotaryEmbedding2D(nn.Module):
-    """2D rotary position embedding of EVA-02 as used by LightningDiT.
+    """2D rotary position embedding of EVA-02 as used by LightningDiT (hand-written: timm's rotary
+    embeddings name and lay out their tables differently from the release's buffers).
 
     The first half of each head's channels rotates with the token's row, the second half with
     its column; channel pairs ``(2i, 2i+1)`` rotate together. The cos/sin tables are persistent
@@ -115,45 +118,24 @@ class RotaryEmbedding2D(nn.Module):
         return torch.addcmul(x * self.freqs_cos, rotated, self.freqs_sin)
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention: one fused qkv projection and ``scaled_dot_product_attention``."""
-
-    def __init__(self, dim: int, num_heads: int, qk_norm: bool = False, rmsnorm: bool = False):
-        super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        # QK-norm: LayerNorm with affine (timm's default) or RMSNorm, over each head's channels.
-        norm = (lambda: nn.RMSNorm(self.head_dim, eps=1e-6)) if rmsnorm else (lambda: nn.LayerNorm(self.head_dim))
-        self.q_norm = norm() if qk_norm else nn.Identity()
-        self.k_norm = norm() if qk_norm else nn.Identity()
-        self.proj = nn.Linear(dim, dim)
+class RopeAttention(Attention):
+    """timm's attention, plus LightningDiT's 2D RoPE on q and k when ``rope`` is given (timm's own
+    ``AttentionRope`` re-concatenates prefix tokens and re-casts q and k on every call)."""
 
     def forward(self, x: torch.Tensor, rope: RotaryEmbedding2D | None = None) -> torch.Tensor:
+        if rope is None:
+            return super().forward(x)
         batch, tokens, dim = x.shape
         qkv = self.qkv(x).view(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        q, k = self.q_norm(q), self.k_norm(k)
-        if rope is not None:
-            q, k = rope(q), rope(k)
+        q, k = rope(self.q_norm(q)), rope(self.k_norm(k))
         x = F.scaled_dot_product_attention(q, k, v)
         return self.proj(x.transpose(1, 2).reshape(batch, tokens, dim))
 
 
-class Mlp(nn.Module):
-    """DiT/SiT feed-forward: Linear, GELU (tanh approximation), Linear (timm's names fc1, fc2)."""
-
-    def __init__(self, dim: int, hidden_dim: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.fc2 = nn.Linear(hidden_dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
-
-
 class SwiGLU(nn.Module):
-    """LightningDiT feed-forward: ``w3(silu(a) * b)`` with ``a, b`` from one fused projection ``w12``."""
+    """LightningDiT feed-forward: ``w3(silu(a) * b)`` with ``a, b`` from one fused projection ``w12``
+    (hand-written: timm's ``GluMlp`` computes the same but names its weights ``fc1``/``fc2``)."""
 
     def __init__(self, dim: int, hidden_dim: int):
         super().__init__()
@@ -182,11 +164,16 @@ class DiTBlock(nn.Module):
         super().__init__()
         self.wo_shift = wo_shift
         self.norm1 = make_norm(hidden_size, rmsnorm)
-        self.attn = Attention(hidden_size, num_heads, qk_norm=qk_norm, rmsnorm=rmsnorm)
+        # QK-norm over each head's channels: LayerNorm with affine (SiT) or RMSNorm (LightningDiT).
+        qk_norm_layer = partial(nn.RMSNorm, eps=1e-6) if rmsnorm else nn.LayerNorm
+        self.attn = RopeAttention(hidden_size, num_heads, qkv_bias=True, qk_norm=qk_norm, norm_layer=qk_norm_layer)
         self.norm2 = make_norm(hidden_size, rmsnorm)
         mlp_hidden = int(hidden_size * mlp_ratio)
         # LightningDiT keeps the parameter count of the GELU MLP: 2/3 of the hidden width.
-        self.mlp = SwiGLU(hidden_size, int(2 / 3 * mlp_hidden)) if swiglu else Mlp(hidden_size, mlp_hidden)
+        gelu = partial(nn.GELU, approximate="tanh")
+        self.mlp = (
+            SwiGLU(hidden_size, int(2 / 3 * mlp_hidden)) if swiglu else Mlp(hidden_size, mlp_hidden, act_layer=gelu)
+        )
         chunks = 4 if wo_shift else 6
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, chunks * hidden_size))
 
@@ -203,7 +190,7 @@ class DiTBlock(nn.Module):
 
 
 class FinalLayer(nn.Module):
-    """Output head: adaLN-modulated norm, then a linear map of each token to its p×p×C patch."""
+    """Output head: adaLN-modulated norm, then a linear map of each token to its p×p×C patch (DiT's)."""
 
     def __init__(self, hidden_size: int, patch_size: int, out_channels: int, rmsnorm: bool = False):
         super().__init__()

@@ -4,10 +4,12 @@
 rule fetch_assets:
     output:
         done=FETCHED,
-    params:
-        folder=ASSETS,
-        only=" ".join(config["assets"]),
     log:
         log_path("fetch_assets", "assets"),
+    conda:
+        "../envs/ig.yaml"
+    params:
+        folder=parent_dir("done"),
+        only=" ".join(config["assets"]),
     shell:
         "ig fetch-assets --assets-dir {params.folder:q} --only {params.only} > {log:q} 2>&1 && touch {output.done:q}"

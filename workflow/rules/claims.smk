@@ -3,12 +3,14 @@
 
 rule claims:
     input:
-        campaign=C.path("campaign"),
+        campaign=campaign_file,
         metrics=[C.metrics(s) for s in SETS],
         paper=PAPER_NUMBERS,
     output:
         readme=report(C.path("readme"), category="Claims", caption="../report/claims.rst"),
     log:
         log_path("claims", "claims"),
+    conda:
+        "../envs/ig.yaml"
     shell:
         "ig claims --config {input.campaign:q} --paper {input.paper:q} --out {output.readme:q} > {log:q} 2>&1"

@@ -1,10 +1,13 @@
 # Config validation and the input functions every rule uses. The campaign itself (runs,
 # milestones, sample sets, and the path of every file) is ig.campaign, shared with `ig table`,
 # `ig plot`, `ig plan` and `ig tune`; rules take their paths from C.path.
+import functools
 import json
+import os
 import re
 import shlex
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -13,14 +16,13 @@ from ig.errors import IGError
 from ig.utils.io import write_text_if_changed
 
 DRY_RUN = any(
-    arg in ("-n", "--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg)
-    for arg in sys.argv[1:]
+    arg in ("-n", "--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg) for arg in sys.argv[1:]
 )
 
 try:
     C = Campaign(
         validate(config, workflow.source_path("../schemas/config.schema.yaml")),
-        dry_run=DRY_RUN,
+        dry_run=DRY_RUN or "--lint" in sys.argv,
     )
 except IGError as exc:
     raise WorkflowError(str(exc)) from None
@@ -41,21 +43,55 @@ def q(value) -> str:
     return shlex.quote(str(value))
 
 
-# The resolved config (defaults filled in) and each run's training config are written at parse
-# time, and only when their content changes: their mtime then tells Snakemake exactly when the
-# tables (campaign.yaml) or a run's checkpoints (run.yaml) are out of date.
-write_text_if_changed(C.path("campaign"), yaml.safe_dump(config, sort_keys=False))
-for _run in C.runs:
-    if not C.is_imported(_run):
-        write_text_if_changed(
-            C.path("run_config", run=_run),
-            yaml.safe_dump(C.run_config(_run).to_dict(), sort_keys=False),
+# Parts of the config as files (the resolved campaign, each run's training config, each tuning
+# space): rules depend on them, and since a file is rewritten only when its content changes, its
+# mtime tells Snakemake exactly when the tables, a run's checkpoints or a tuning are out of date.
+# They are brought up to date while the DAG of a real run is built, by the input functions below;
+# a dry run or --lint writes nothing (where a file does not exist yet, its local rule in
+# config.smk is planned instead), and jobs on compute nodes leave them alone.
+def config_text(key: str, **wildcards) -> str:
+    """The content of config file ``key`` (a campaign layout key) as YAML."""
+    if key == "campaign":
+        part = config
+    elif key == "run_config":
+        part = C.run_config(wildcards["run"]).to_dict()
+    else:
+        spec = config["tuning"][wildcards["tuning"]]
+        part = {**spec["space"], "fixed": spec["fixed"]}
+    return yaml.safe_dump(part, sort_keys=False)
+
+
+def write_config_file(path: str, key: str, **wildcards) -> None:
+    write_text_if_changed(path, config_text(key, **wildcards))
+
+
+@functools.cache
+def config_file(key: str, **wildcards) -> str:
+    """Path of config file ``key``: brought up to date by the main process of a real run; a dry run
+    only notes that a real run would rewrite it (and redo what depends on it)."""
+    path = C.path(key, **wildcards)
+    if workflow.remote_exec:
+        return path
+    if not workflow.dryrun:
+        write_config_file(path, key, **wildcards)
+    elif os.path.exists(path) and Path(path).read_text() != config_text(key, **wildcards):
+        print(
+            f"note: {path} differs from the config: a real run rewrites it and redoes what depends on it",
+            file=sys.stderr,
         )
-for _target, _spec in config["tuning"].items():
-    write_text_if_changed(
-        C.path("tuning_space", tuning=_target),
-        yaml.safe_dump({**_spec["space"], "fixed": _spec["fixed"]}, sort_keys=False),
-    )
+    return path
+
+
+def campaign_file(wildcards=None) -> str:
+    return config_file("campaign")
+
+
+def run_config_file(wildcards) -> str:
+    return config_file("run_config", run=wildcards.run)
+
+
+def tuning_space_file(wildcards) -> str:
+    return config_file("tuning_space", tuning=wildcards.tuning)
 
 
 # `snakemake -n` prints what the campaign will cost (jobs, estimated GPU-hours) before the DAG.
@@ -131,11 +167,22 @@ def flags(options: dict) -> str:
     return " ".join(f"--{key.replace('_', '-')} {q(value)}" for key, value in options.items())
 
 
+def parent_dir(name: str):
+    """A params function: the folder of output ``name`` (of its first file, for a list), where a
+    command writes it and its siblings."""
+
+    def folder(wildcards, output) -> str:
+        files = output[name]
+        return os.path.dirname(files if isinstance(files, str) else files[0])
+
+    return folder
+
+
 # --- training -----------------------------------------------------------------------------
 def segment_inputs(wildcards):
     latents = C.latents_of(wildcards.run)
     inputs = {
-        "run_config": C.path("run_config", run=wildcards.run),
+        "run_config": run_config_file(wildcards),
         "latents": C.path("latent_manifest", latents=latents),
     }
     prev = C.previous(wildcards.run, wildcards.milestone)
@@ -144,9 +191,51 @@ def segment_inputs(wildcards):
     return inputs
 
 
-def ig_launcher(gpus: int) -> str:
-    """`ig`, or one `ig` process per GPU through torchrun (one node; see profiles/slurm for srun)."""
+# Where a training segment runs (profiles/README.md): the run's GPUs on one node, one process per
+# GPU through torchrun; on several nodes (more GPUs than IG_SLURM_GPUS_PER_NODE), or with
+# IG_SLURM_LAUNCHER=srun, one srun task per GPU, each reading its rank from srun's environment
+# (ig.distributed). The srun form is an `mpi` job for the SLURM executor: no `srun -n1` around the
+# rule, and `tasks_per_gpu` keeps the plugin from turning `tasks` into --ntasks-per-gpu.
+GPUS_PER_NODE = int(os.environ.get("IG_SLURM_GPUS_PER_NODE", "8"))
+SRUN_ALWAYS = os.environ.get("IG_SLURM_LAUNCHER", "torchrun") == "srun"
+SRUN = "srun"
+
+
+def train_gpus(wildcards) -> int:
+    return config["runs"][C.group_of(wildcards.run)]["gpus"]
+
+
+def train_nodes(wildcards) -> int:
+    return -(-train_gpus(wildcards) // GPUS_PER_NODE)
+
+
+def srun_tasks(wildcards) -> int | None:
+    """One task per GPU when the segment is launched by srun (None: one task, torchrun or plain)."""
+    gpus = train_gpus(wildcards)
+    return gpus if gpus > 1 and (SRUN_ALWAYS or train_nodes(wildcards) > 1) else None
+
+
+def srun_mpi(wildcards) -> str | None:
+    return SRUN if srun_tasks(wildcards) else None
+
+
+def srun_tasks_per_gpu(wildcards) -> int | None:
+    return 1 if srun_tasks(wildcards) else None
+
+
+def train_launcher(wildcards) -> str:
+    """The command that starts `ig` once per GPU: srun tasks, each with the job's threads as its CPUs
+    (Snakemake sets OMP_NUM_THREADS to them; srun in a job does not inherit the job's CPUs per task),
+    torchrun over one node's GPUs, or plain `ig` for one GPU."""
+    tasks, gpus = srun_tasks(wildcards), train_gpus(wildcards)
+    if tasks:
+        return f'{SRUN} -n {tasks} --cpus-per-task="$OMP_NUM_THREADS" python -m ig'
     return "ig" if gpus == 1 else f"torchrun --standalone --nproc_per_node={gpus} -m ig"
+
+
+def tensorboard_dir(wildcards) -> str:
+    """One TensorBoard folder per run, shared by its segments (steps continue across them)."""
+    return os.path.join(os.path.dirname(C.path("training_log", run=wildcards.run)), "tensorboard")
 
 
 def segment_args(wildcards, input) -> str:

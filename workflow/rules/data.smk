@@ -4,13 +4,15 @@
 rule train_autoencoder:
     output:
         config=C.path("autoencoder"),
-    params:
-        folder=C.path("autoencoder_dir"),
-        data=lambda wc: dataset_args(latent_spec(wc)["dataset"], resolution=False),
-        train=lambda wc: flags(latent_spec(wc)["autoencoder"]["train"]),
     log:
         log_path("train_autoencoder", "{latents}"),
+    conda:
+        "../envs/ig.yaml"
     threads: 1
+    params:
+        folder=parent_dir("config"),
+        data=lambda wc: dataset_args(latent_spec(wc)["dataset"], resolution=False),
+        train=lambda wc: flags(latent_spec(wc)["autoencoder"]["train"]),
     shell:
         "ig train-autoencoder {params.data} --out {params.folder:q} {params.train} > {log:q} 2>&1"
 
@@ -21,14 +23,17 @@ rule encode_shard:
         assets=assets_input,
     output:
         shard=C.path("latent_shard"),
-    params:
-        folder=C.path("latents"),
-        args=encode_args,
     log:
         log_path("encode", "{latents}/{shard}"),
+    conda:
+        "../envs/ig.yaml"
     threads: 1
+    params:
+        folder=parent_dir("shard"),
+        args=encode_args,
     shell:
-        "ig encode {params.args} --out-dir {params.folder:q} --shard {wildcards.shard} > {log:q} 2>&1"
+        "ig encode {params.args} --out-dir {params.folder:q} --shard {wildcards.shard} "
+        "--num-workers {threads} > {log:q} 2>&1"
 
 
 # `ig encode` writes the manifest once every shard exists; this gathers after the last shard.
@@ -37,10 +42,12 @@ rule latent_manifest:
         shards=latent_shards,
     output:
         manifest=C.path("latent_manifest"),
-    params:
-        folder=C.path("latents"),
-        args=encode_args,
     log:
         log_path("encode", "{latents}/manifest"),
+    conda:
+        "../envs/ig.yaml"
+    params:
+        folder=parent_dir("manifest"),
+        args=encode_args,
     shell:
         "ig encode {params.args} --out-dir {params.folder:q} > {log:q} 2>&1"

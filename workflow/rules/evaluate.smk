@@ -5,12 +5,14 @@
 rule train_classifier:
     output:
         checkpoint=C.path("classifier"),
+    log:
+        log_path("train_classifier", "classifier"),
+    conda:
+        "../envs/ig.yaml"
+    threads: 1
     params:
         data=dataset_args(config["evaluation"]["dataset"]),
         train=flags(config["evaluation"]["classifier"]),
-    log:
-        log_path("train_classifier", "classifier"),
-    threads: 1
     shell:
         "ig train-classifier {params.data} --out {output.checkpoint:q} {params.train} > {log:q} 2>&1"
 
@@ -21,6 +23,11 @@ rule reference_stats:
         assets=assets_input,
     output:
         reference=C.path("reference"),
+    log:
+        log_path("reference_stats", "reference"),
+    conda:
+        "../envs/ig.yaml"
+    threads: 1
     params:
         source=(
             f"--images {q(config['evaluation']['reference'])}"
@@ -29,9 +36,6 @@ rule reference_stats:
         ),
         extractor=extractor_arg(),
         pr_images=config["evaluation"]["reference_images"],
-    log:
-        log_path("reference_stats", "reference"),
-    threads: 1
     shell:
         "ig reference {params.source} --extractor {params.extractor} --pr-images {params.pr_images} "
         "--out {output.reference:q} > {log:q} 2>&1"
@@ -44,12 +48,14 @@ rule evaluate:
         extractor=extractor_input,
     output:
         metrics=C.path("metrics"),
+    log:
+        log_path("evaluate", "{run}/{milestone}/{guidance}-{labels}"),
+    conda:
+        "../envs/ig.yaml"
+    threads: 1
     params:
         extractor=extractor_arg(),
         options=flags(config["evaluation"]["metrics"]),
-    log:
-        log_path("evaluate", "{run}/{milestone}/{guidance}-{labels}"),
-    threads: 1
     shell:
         "ig evaluate {input.samples:q} --reference {input.reference:q} --extractor {params.extractor} "
         "{params.options} --out {output.metrics:q} > {log:q} 2>&1"

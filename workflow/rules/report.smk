@@ -3,7 +3,7 @@
 
 rule tables:
     input:
-        campaign=C.path("campaign"),
+        campaign=campaign_file,
         metrics=[C.metrics(s) for s in SETS],
         paper=PAPER_NUMBERS,
     output:
@@ -16,17 +16,19 @@ rule tables:
             )
             for t in config["tables"]
         ],
-    params:
-        folder=C.path("tables"),
     log:
         log_path("tables", "tables"),
+    conda:
+        "../envs/ig.yaml"
+    params:
+        folder=parent_dir("tables"),
     shell:
         "ig table --config {input.campaign:q} --paper {input.paper:q} --out-dir {params.folder:q} > {log:q} 2>&1"
 
 
 rule plots:
     input:
-        campaign=C.path("campaign"),
+        campaign=campaign_file,
         metrics=[C.metrics(s) for s in SETS],
     output:
         done=C.path("plots_done"),
@@ -34,20 +36,24 @@ rule plots:
             report(C.path("plot", plot=name), category="Plots", caption=f"../report/plot_{name}.rst")
             for name in config["plots"]
         ],
-    params:
-        folder=C.path("plots"),
     log:
         log_path("plots", "plots"),
+    conda:
+        "../envs/ig.yaml"
+    params:
+        folder=parent_dir("done"),
     shell:
         "ig plot --config {input.campaign:q} --out-dir {params.folder:q} > {log:q} 2>&1"
 
 
 rule plan:
     input:
-        campaign=C.path("campaign"),
+        campaign=campaign_file,
     output:
         plan=C.path("plan"),
     log:
         log_path("plan", "plan"),
+    conda:
+        "../envs/ig.yaml"
     shell:
         "ig plan --config {input.campaign:q} --out {output.plan:q} > {log:q} 2>&1"

@@ -14,12 +14,14 @@ rule sample:
             subcategory="{run}",
             caption="../report/grid.rst",
         ),
-    params:
-        folder=C.path("samples"),
-        args=sample_args,
     log:
         log_path("sample", "{run}/{milestone}/{guidance}-{labels}"),
+    conda:
+        "../envs/ig.yaml"
     threads: 1
+    params:
+        folder=parent_dir("manifest"),
+        args=sample_args,
     shell:
         "ig sample --checkpoint {input.checkpoint:q} --out-dir {params.folder:q} {params.args} "
         "--manifest {output.manifest:q} --grid {output.grid:q} > {log:q} 2>&1"

@@ -7,17 +7,19 @@ rule tune:
         checkpoint=lambda wc: C.checkpoint(*C.tuning_run(wc.tuning)),
         reference=C.path("reference"),
         extractor=extractor_input,
-        space=C.path("tuning_space"),
+        space=tuning_space_file,
     output:
         chosen=C.path("tuned"),
         trace=C.path("tuning_trace"),
-    params:
-        folder=C.path("tuning"),
-        extractor=extractor_arg(),
-        args=tune_args,
     log:
         log_path("tune", "{tuning}"),
+    conda:
+        "../envs/ig.yaml"
     threads: 1
+    params:
+        folder=parent_dir("chosen"),
+        extractor=extractor_arg(),
+        args=tune_args,
     shell:
         "ig tune --checkpoint {input.checkpoint:q} --space {input.space:q} --reference {input.reference:q} "
         "--extractor {params.extractor} --out-dir {params.folder:q} {params.args} > {log:q} 2>&1"
