@@ -97,23 +97,42 @@ def _fashion_mnist_file(stem: str, size: int, sha256: str) -> AssetFile:
 
 # Sources of the pinned values: the Inception hash and size are torch-fidelity's release file as
 # listed by several FID tools; the Fashion-MNIST hashes by two independent download scripts; the
-# SD-VAE commit and safetensors size by several projects that pin it. The None values were not
-# found in any public source reachable when this was written.
+# SD-VAE commit and safetensors size by several projects that pin it; the others as noted next to
+# each value (HF pages are huggingface.co/...). The IG checkpoints are not pinned: no public source
+# reachable when this was written lists the files of CVLUESTC/Internal-Guidance.
 REGISTRY: dict[str, Asset] = {
     a.name: a
     for a in [
         Asset(
             "sd-vae-ft-ema",
             "SD-VAE (ft-EMA decoder) for SiT latents, a diffusers AutoencoderKL folder",
-            files=(_hf("config.json"), _hf("diffusion_pytorch_model.safetensors", size=334_643_276)),
+            files=(
+                # pinned at this revision by hu-jy-0406/SiT-Complementary workflow/prepare_assets.py and others
+                _hf("config.json", "92d3dfb746fca211a2c9e019e285f8597412211728dce3c5bcf4eda0f2d62e7e", 547),
+                # LFS SHA256 on stabilityai/sd-vae-ft-ema/blob/main/diffusion_pytorch_model.safetensors
+                _hf(
+                    "diffusion_pytorch_model.safetensors",
+                    "32db726da04f06c1b6b14c0043ce115cc87a501482945c5add89a40d838fcb46",
+                    334_643_276,
+                ),
+            ),
             hf_repo="stabilityai/sd-vae-ft-ema",
             hf_revision="f04b2c4b98319346dad8c65879f680b1997b204a",
         ),
         Asset(
             "va-vae",
             "VA-VAE f16d32 (LDM-format checkpoint) and its latent statistics, for LightningDiT",
-            files=(_hf("vavae-imagenet256-f16d32-dinov2.pt"), _hf("latents_stats.pt")),
+            files=(
+                # LFS SHA256 on hustvl/vavae-imagenet256-f16d32-dinov2/blob/refs%2Fpr%2F1/<file>, from 8751307
+                _hf(
+                    "vavae-imagenet256-f16d32-dinov2.pt",
+                    "2088e07378d26047e7bfcbae669feb5d4eab37276f23621db3eebdacc7d82b6b",
+                ),
+                # LFS pointer in hustvl/vavae-imagenet256-f16d32-dinov2/commit/<hf_revision>
+                _hf("latents_stats.pt", "fb96ba21f7f423ae9b0d1e732b0eac16d386f0653bf21608df682138c2fa5ee7", 1788),
+            ),
             hf_repo="hustvl/vavae-imagenet256-f16d32-dinov2",
+            hf_revision="15cf70a3ed5e893123de422a817391eafde83ec9",  # "Upload latents_stats.pt", child of 8751307
         ),
         Asset(
             "inception-fid",
@@ -134,7 +153,9 @@ REGISTRY: dict[str, Asset] = {
             files=(
                 AssetFile(
                     "adm/VIRTUAL_imagenet256_labeled.npz",
-                    None,
+                    # LFS pointer in ruizegao/efficient-dit; same in hu-jy-0406/SiT-Complementary prepare_assets.py
+                    "b32732719497e42660a9affb4a966068cba0855ac449b82015e34ec376d20758",
+                    2_037_122_530,
                     url="https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/256/"
                     "VIRTUAL_imagenet256_labeled.npz",
                 ),
@@ -158,7 +179,9 @@ REGISTRY: dict[str, Asset] = {
             files=(
                 AssetFile(
                     "sit/SiT-XL-2-256x256.pt",
-                    None,
+                    # LFS oid of the authors' HF copy (nyu-visionx/SiT-collections) and iasudakov/model_checkpoints
+                    "e645b5cd82d1d645cfd9b7c96041b56b2a0aa61faed90c0869e79be02ab55aca",
+                    2_700_608_707,
                     url="https://www.dl.dropboxusercontent.com/scl/fi/as9oeomcbub47de5g4be0/SiT-XL-2-256.pt"
                     "?rlkey=uxzxmpicu46coq3msb17b9ofa&dl=0",
                 ),
