@@ -17,6 +17,7 @@ import sys
 
 from ig import __version__
 from ig.errors import IGError
+from ig.utils.watchdog import watch_parent
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
+    watch_parent()  # started by Snakemake: stop when it is killed, not run on as an orphan
     try:
         module.run(sub_args)
     except IGError as exc:

@@ -67,6 +67,7 @@ def watch_parent(poll: float = POLL_SECONDS) -> threading.Event | None:
     ancestor = snakemake_ancestor()
     if ancestor is None:
         return None
+    log.info("watching Snakemake (pid %d): this job stops if that process is killed", ancestor[0])
     stop = threading.Event()
     threading.Thread(target=_watch, args=(*ancestor, stop, poll), daemon=True, name="ig-watchdog").start()
     return stop

@@ -1,0 +1,89 @@
+"""A job started by Snakemake stops when that Snakemake process is killed hard (``ig.utils.watchdog``)."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from ig.utils.watchdog import is_snakemake, snakemake_ancestor
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["snakemake", "-n"], True),
+        (["/venv/bin/python3.11", "/venv/bin/snakemake", "--profile", "p"], True),
+        (["python", "-m", "snakemake", "-c1"], True),
+        (["/bin/bash", "-c", "ig train --out results/snakemake/x.pt"], False),
+        (["python", "/work/ig/cli.py", "snakemake"], False),
+    ],
+)
+def test_snakemake_is_recognised_by_its_program_not_by_a_mention(argv, expected):
+    assert is_snakemake(argv) is expected
+
+
+def test_a_process_without_a_snakemake_ancestor_is_not_watched():
+    assert snakemake_ancestor() is None  # pytest's own ancestors do not run Snakemake
+
+
+def _find(marker: str) -> int | None:
+    """The pid of the ``ig`` process whose command line contains ``marker``."""
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if proc.name.isdigit() and marker in argv and any(Path(a).name == "ig" for a in argv[:2]):
+            return int(proc.name)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_a_job_stops_when_the_snakemake_that_started_it_is_killed(tmp_path):
+    """A real Snakemake runs a real ``ig`` command (the 2D toy, minutes long) through its shell;
+    SIGKILL of Snakemake leaves the job orphaned, and its watchdog must stop it within seconds."""
+    out = tmp_path / "toy"
+    (tmp_path / "Snakefile").write_text(
+        textwrap.dedent(f"""
+            rule long:
+                output: "done"
+                log: "long.log"
+                shell: "ig toy2d --out-dir {out} --seeds 2 --workers 1 > {{log}} 2>&1 && touch {{output}}"
+        """)
+    )
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # the venv's ig
+    main = subprocess.Popen(["snakemake", "-c1", "--directory", str(tmp_path), "-s", str(tmp_path / "Snakefile")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    log = tmp_path / "long.log"
+    try:
+        job = _wait(lambda: _find(str(out)), 120, "the ig job to start")
+        _wait(lambda: log.exists() and "watching Snakemake" in log.read_text(), 120, "the job's watchdog")
+        os.kill(main.pid, signal.SIGKILL)
+        main.wait()
+        _wait(lambda: not _alive(job), 30, "the orphaned ig job to stop")
+    finally:
+        if main.poll() is None:
+            main.kill()
+    assert "is gone: stopping" in log.read_text() and "ig toy2d: interrupted" in log.read_text()
+    assert not (tmp_path / "done").exists()
