@@ -46,6 +46,12 @@ from ig.utils.io import atomic_path, read_yaml_mapping, write_json
 log = logging.getLogger(__name__)
 # The dimensions a space may tune, and the guidance each sets.
 DIMENSIONS = ("ig_scale", "ig_interval_low", "cfg_scale", "cfg_interval_high", "ag_scale")
+# Where a dimension itself ends (a scale of 1 switches its guidance off; intervals lie in [0, 1]): a
+# choice there is not a sign that the space is too small.
+NATURAL_BOUNDS = {"ig_scale": (1.0, None), "cfg_scale": (1.0, None), "ag_scale": (1.0, None),
+                  "ig_interval_low": (0.0, 1.0), "cfg_interval_high": (0.0, 1.0)}  # fmt: skip
+HALTON_BASES = (2, 3, 5, 7, 11)  # one per dimension
+_COORDINATES = {"ig_interval_low": ("ig_interval", 0), "cfg_interval_high": ("cfg_interval", 1)}
 METRIC = "fid"
 
 
@@ -89,10 +95,8 @@ class Space:
                 raise IGError("a tuning space with ranges needs a number of candidates (--candidates)")
             points = [dict(zip(self.values, combo, strict=True)) for combo in itertools.product(*self.values.values())]
         else:
-            from scipy.stats import qmc
-
             names = [*self.values, *self.ranges]
-            unit = qmc.Halton(len(names), scramble=True, seed=seed).random(count)
+            unit = scrambled_halton(count, len(names), seed)
             points = []
             for u in unit:
                 point = dict(zip(names, u, strict=True))
@@ -108,6 +112,42 @@ class Space:
 
     def grid_size(self) -> int:
         return math.prod(len(v) for v in self.values.values())
+
+    def edges(self, g: dict[str, Any]) -> list[str]:
+        """The dimensions on which a setting (``Guidance.to_dict()``) sits at an end of the space
+        that is not an end of the dimension itself: the optimum may lie beyond it."""
+        ends = {name: (min(v), max(v)) for name, v in self.values.items() if len(v) > 1} | self.ranges
+        edges = []
+        for name, (low, high) in ends.items():
+            value, tolerance = coordinate(g, name), 0.02 * (high - low)
+            natural_low, natural_high = NATURAL_BOUNDS[name]
+            at_low = value <= low + tolerance and low != natural_low
+            at_high = value >= high - tolerance and high != natural_high
+            if at_low or at_high:
+                edges.append(name)
+        return edges
+
+
+def coordinate(g: dict[str, Any], dim: str) -> float:
+    """A setting's (``Guidance.to_dict()``) value on one dimension of the space."""
+    if dim in _COORDINATES:
+        key, end = _COORDINATES[dim]
+        return g[key][end]
+    return g[dim]
+
+
+def scrambled_halton(count: int, dims: int, seed: int) -> np.ndarray:
+    """``count`` points of the Halton sequence in [0, 1)^dims (one prime base per dimension), each
+    digit level's digits permuted at random (seeded): low discrepancy without the plain sequence's
+    correlated dimensions, and no scipy import when the workflow plans."""
+    rng = np.random.default_rng(seed)
+    index = np.arange(1, count + 1)
+    points = np.zeros((count, dims))
+    for d, base in enumerate(HALTON_BASES[:dims]):
+        for level in range(math.ceil(math.log(count + 1, base)) + 1):
+            digit = index // base**level % base
+            points[:, d] += rng.permutation(base)[digit] / base ** (level + 1)
+    return points
 
 
 def canonical(fixed: Guidance, point: dict[str, float]) -> Guidance:
@@ -265,11 +305,6 @@ def plot_space(trace: dict[str, Any], space: Space, path: Path) -> None:
     from matplotlib.figure import Figure
 
     dims = [*space.values, *space.ranges][:2]
-    keys = {"ig_interval_low": ("ig_interval", 0), "cfg_interval_high": ("cfg_interval", 1)}
-
-    def coordinate(g: dict, dim: str) -> float:
-        return g[keys[dim][0]][keys[dim][1]] if dim in keys else g[dim]
-
     fig = Figure(figsize=(5, 4))
     ax = fig.add_subplot()
     xs = [coordinate(c["guidance"], dims[0]) for c in trace["candidates"]]
@@ -294,7 +329,11 @@ def tune(space: Space, candidates: list[Guidance], sizes: list[int], eta: int, s
     trace = successive_halving(candidates, sizes, eta, scorer)
     grid = len(candidates) * sizes[-1]
     trace |= {"metric": METRIC, "grid_images": grid, "sample_share": trace["sampled_images"] / grid,
-              "space": {"values": space.values, "ranges": space.ranges, "fixed": space.fixed.to_dict()}}  # fmt: skip
+              "space": {"values": space.values, "ranges": space.ranges, "fixed": space.fixed.to_dict()},
+              "chosen_at_edge": space.edges(trace["chosen"])}  # fmt: skip
+    if trace["chosen_at_edge"]:
+        log.warning("the chosen setting lies at the edge of the space in %s: widen it there, the best may lie beyond",
+                    ", ".join(trace["chosen_at_edge"]))  # fmt: skip
     write_json(out_dir / "trace.json", trace)
     plot_space(trace, space, out_dir / "space.png")
     write_json(out_dir / "chosen.json", trace["chosen"])
@@ -321,7 +360,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--assets-dir", help="where autoencoder weights resolve (default: $IG_ASSETS or assets)")
 
 
-def run(args: argparse.Namespace) -> None:
+@dataclass(frozen=True)
+class Problem:
+    """What a tuning run searches: the space, its candidates, the rung sizes and the scorer."""
+
+    space: Space
+    candidates: list[Guidance]
+    sizes: list[int]
+    eta: int
+    scorer: SampleScorer
+
+
+def problem_from_args(args: argparse.Namespace) -> Problem:
+    """Load the checkpoint, extractor and reference of ``ig tune``'s arguments (also used by
+    ``bench/tuning_vs_grid.py``, which scores the same candidates exhaustively)."""
     from ig.distributed import process_context
     from ig.evaluation.evaluate import load_reference
     from ig.evaluation.extractors import load_extractor
@@ -341,9 +393,15 @@ def run(args: argparse.Namespace) -> None:
     sampler = Sampler.load(args.checkpoint, device, args.ag_checkpoint, args.assets_dir)
     scorer = SampleScorer(sampler, args.checkpoint, sampling, args.labels, args.ag_checkpoint, reference, extractor,
                           args.out_dir, args.bootstrap)  # fmt: skip
-    trace = tune(space, candidates, sizes, args.eta, scorer, args.out_dir)
+    return Problem(space, candidates, sizes, args.eta, scorer)
+
+
+def run(args: argparse.Namespace) -> None:
+    p = problem_from_args(args)
+    trace = tune(p.space, p.candidates, p.sizes, p.eta, p.scorer, args.out_dir)
     chosen = trace["candidates"][trace["chosen_index"]]["rungs"][-1]
     print(
         f"chosen {trace['chosen_label']}: FD {chosen[METRIC]:.3f} ± {chosen['se']:.3f} at {chosen['num_samples']} "
         f"samples; {trace['sampled_images']:,} images sampled, {100 * trace['sample_share']:.0f} % of the grid's"
+        + (f"; at the edge of the space in {', '.join(trace['chosen_at_edge'])}" if trace["chosen_at_edge"] else "")
     )

@@ -9,7 +9,7 @@ import pytest
 from ig.cli import main
 from ig.errors import IGError
 from ig.guidance import Guidance
-from ig.tuning import Score, Space, label, rung_sizes, successive_halving
+from ig.tuning import Score, Space, label, rung_sizes, scrambled_halton, successive_halving
 
 # --- the space ------------------------------------------------------------------------------------
 
@@ -33,6 +33,14 @@ def test_ranges_are_sampled_by_a_seeded_low_discrepancy_sequence():
     assert a != space.candidates(12, seed=1)
 
 
+def test_the_scrambled_halton_sequence_puts_one_point_in_each_stratum_of_its_base():
+    points = scrambled_halton(81, 2, seed=3)
+    # base 2: 64 of the points fill the 64 strata of [0, 1) once each; base 3: 81 points, 81 strata
+    assert np.bincount((points[:64, 0] * 64).astype(int), minlength=64).max() == 1
+    assert np.bincount((points[:, 1] * 81).astype(int), minlength=81).tolist() == [1] * 81
+    assert not np.array_equal(points, scrambled_halton(81, 2, seed=4))
+
+
 @pytest.mark.parametrize(
     "space,message",
     [
@@ -44,6 +52,18 @@ def test_ranges_are_sampled_by_a_seeded_low_discrepancy_sequence():
 def test_bad_spaces_are_one_line_errors(space, message):
     with pytest.raises(IGError, match=message):
         Space.from_dict(space)
+
+
+def test_a_choice_at_an_end_of_the_space_is_flagged_unless_the_dimension_ends_there():
+    space = Space.from_dict(
+        {"ig_scale": [1.0, 2.0, 3.0], "ig_interval_low": [0.0, 0.3], "cfg_scale": {"range": [1.2, 2.0]}}
+    )
+    inside = Guidance(ig_scale=2.0, cfg_scale=1.6).to_dict()
+    assert space.edges(inside) == []
+    assert space.edges(Guidance(ig_scale=1.0, cfg_scale=1.6).to_dict()) == []  # scale 1: guidance off, an end
+    assert space.edges(Guidance(ig_scale=3.0, cfg_scale=1.6).to_dict()) == ["ig_scale"]
+    low = Guidance(ig_scale=2.0, ig_interval=(0.3, 1.0), cfg_scale=1.2).to_dict()
+    assert space.edges(low) == ["ig_interval_low", "cfg_scale"]
 
 
 def test_rung_sizes_grow_by_eta_to_the_full_count_and_respect_the_minimum():
