@@ -50,6 +50,7 @@ LAYOUT = {
     "checkpoint": "runs/{run}/{milestone}.pt",
     "segment_workdir": "runs/{run}/work-{milestone}",
     "training_log": "runs/{run}/training.jsonl",
+    "tensorboard": "runs/{run}/tensorboard",
     "milestone_grid": "runs/{run}/{milestone}.png",
     "samples": "samples/{run}/{milestone}/{guidance}/{labels}",
     "sample_manifest": "samples/{run}/{milestone}/{guidance}/{labels}/samples.json",

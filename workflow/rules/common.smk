@@ -235,7 +235,7 @@ def train_launcher(wildcards) -> str:
 
 def tensorboard_dir(wildcards) -> str:
     """One TensorBoard folder per run, shared by its segments (steps continue across them)."""
-    return os.path.join(os.path.dirname(C.path("training_log", run=wildcards.run)), "tensorboard")
+    return C.path("tensorboard", run=wildcards.run)
 
 
 def segment_args(wildcards, input) -> str:
