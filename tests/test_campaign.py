@@ -227,6 +227,14 @@ def test_plan_counts_jobs_and_scales_with_the_budget():
     # SiT-XL/2: 118.6 GMACs per forward (DiT paper) = 237 GFLOPs
     xl = [r for r in p["runs"].values() if r["model"] == "SiT-XL/2"]
     assert xl and all(abs(r["gflops_forward"] - 237.2) < 1.0 for r in xl)
+    # disk: SiT-XL/2 + head is 677.8M float32 parameters (2.71 GB per milestone), the full state 4×;
+    # a 50K set of 256² RGB uint8 images is 9.83 GB
+    trained = p["runs"]["sit-xl-ig"]
+    assert abs(trained["milestone_gb"] - 677_786_144 * 4 / 1e9) < 1e-9
+    assert trained["disk_gb"] == pytest.approx(
+        trained["milestone_gb"] * (len(config["runs"]["sit-xl-ig"]["milestones"]) + 8)
+    )
+    assert {round(s["disk_gb"], 2) for s in p["sample_sets"]} == {9.83}
     # doubling the assumed throughput halves the estimate
     config.setdefault("estimates", {})["train_tflops"] = 2 * plan_mod.DEFAULT_ESTIMATES["train_tflops"]
     p2 = plan_mod.plan(_campaign(config, dry_run=True))

@@ -226,3 +226,22 @@ def test_analytic_flops_equal_torchs_flop_counter(name, overrides):
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x, t, y)
     assert forward_flops(name, **overrides) == counter.get_total_flops()
+
+
+@pytest.mark.parametrize(
+    "name,overrides",
+    [
+        ("SiT-XL/2", {}),
+        ("SiT-B/2", {"ig_layer": 0, "class_dropout_prob": 0.0}),
+        ("LightningDiT-XL/1", {}),
+        ("LightningDiT-B/1", {"wo_shift": True, "qk_norm": True}),
+        ("SiT-B/2", {"qk_norm": True}),
+        ("SiT-T/2", {"input_size": 8, "depth": 12, "num_classes": 10}),
+    ],
+)
+def test_analytic_parameter_count_equals_the_built_models(name, overrides):
+    from ig.models.flops import parameter_count
+
+    with torch.device("meta"):
+        model = create_model(name, **overrides)
+    assert parameter_count(name, **overrides) == sum(p.numel() for p in model.parameters())

@@ -1,10 +1,12 @@
-"""FLOPs of one forward pass, counted from the architecture (no torch, no memory).
+"""FLOPs of one forward pass and the parameter count, counted from the architecture (no torch,
+no memory).
 
 Counts the matrix products, as ``torch.utils.flop_counter`` does (2 FLOPs per multiply-add;
 norms, activations and RoPE are not counted): patch embedding, time-embedding MLP, per block the
 adaLN projection, qkv, attention scores and values, output projection and MLP, and the output
 head(s). The compute plan and the MFU of benchmarks use it; a test checks it against torch's own
-counter.
+counter. The parameter count (checkpoint sizes in the compute plan) is checked against the
+built model's.
 """
 
 from __future__ import annotations
@@ -39,3 +41,37 @@ def forward_flops(name: str, **overrides: Any) -> int:
         + head * (1 + (options["ig_layer"] > 0))
     )
     return 2 * macs
+
+
+def parameter_count(name: str, **overrides: Any) -> int:
+    """Parameters of ``create_model(name, **overrides)``, the frozen position embedding included
+    (it is in every state dict)."""
+    spec = model_spec(name)
+    options = model_options(name, **overrides)
+    h, p, channels = spec.hidden_size, spec.patch_size, options["in_channels"]
+    tokens, head_dim = (options["input_size"] // p) ** 2, h // spec.num_heads
+
+    def linear(fan_in: int, fan_out: int) -> int:
+        return fan_in * fan_out + fan_out
+
+    norm = h if options["rmsnorm"] else 0  # RMSNorm has a weight; the blocks' LayerNorm is affine-free
+    qk_norm = 2 * head_dim * (1 if options["rmsnorm"] else 2) if options["qk_norm"] else 0
+    mlp_hidden = int(4.0 * h)
+    if options["swiglu"]:
+        hidden = int(2 / 3 * mlp_hidden)
+        mlp = linear(h, 2 * hidden) + linear(hidden, h)
+    else:
+        mlp = linear(h, mlp_hidden) + linear(mlp_hidden, h)
+    adaln_chunks = 4 if options["wo_shift"] else 6
+    block = 2 * norm + linear(h, 3 * h) + qk_norm + linear(h, h) + mlp + linear(h, adaln_chunks * h)
+    head = norm + linear(h, p * p * channels) + linear(h, 2 * h)
+    labels = options["num_classes"] + (options["class_dropout_prob"] > 0)
+    return (
+        linear(channels * p * p, h)  # patch embedding
+        + linear(TIME_FREQUENCIES, h)
+        + linear(h, h)  # time embedding MLP
+        + labels * h
+        + tokens * h  # position embedding
+        + options["depth"] * block
+        + head * (1 + (options["ig_layer"] > 0))
+    )

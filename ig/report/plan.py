@@ -3,7 +3,9 @@
 Network FLOPs are counted from the architecture (``ig.models.flops``, no torch); time = FLOPs
 / an assumed sustained throughput (``estimates:`` in the config; defaults
 below are for an H100 in bf16 at ~35-40 % of its dense peak). Training costs 3× the forward
-FLOPs per image; a sampling step with CFG inside its interval costs two rows per sample.
+FLOPs per image; a sampling step with CFG inside its interval costs two rows per sample. Disk:
+a milestone holds the EMA weights only; the full training state (weights, EMA and AdamW's two
+moments) exists for the latest milestone and the running segment; sample sets are uint8 images.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import math
 from ig import campaign as campaign_mod
 from ig.campaign import Campaign
 from ig.guidance import Guidance, in_interval
-from ig.models.flops import forward_flops
+from ig.models.flops import forward_flops, parameter_count
 from ig.utils.io import atomic_path
 
 DEFAULT_ESTIMATES = {
@@ -23,6 +25,9 @@ DEFAULT_ESTIMATES = {
     "sample_tflops": 400.0,  # sustained TFLOP/s of sampling forwards
     "eval_images_per_s": 2000.0,  # Inception feature extraction
 }
+WEIGHT_BYTES = 4  # float32
+FULL_STATE_COPIES = 4  # weights, EMA weights, AdamW's first and second moments
+FULL_STATES_KEPT = 2  # the latest milestone's (for the next segment) and the running segment's resume file
 
 
 def plan(campaign: Campaign) -> dict:
@@ -31,13 +36,17 @@ def plan(campaign: Campaign) -> dict:
     for run, spec in campaign.runs.items():
         model_cfg = campaign.model_config(run)
         flops = forward_flops(**model_cfg)
-        entry = {"model": model_cfg["name"], "gflops_forward": flops / 1e9, "segments": 0, "train_gpu_hours": 0.0}
+        milestone_gb = parameter_count(**model_cfg) * WEIGHT_BYTES / 1e9
+        entry = {"model": model_cfg["name"], "gflops_forward": flops / 1e9, "segments": 0, "train_gpu_hours": 0.0,
+                 "milestone_gb": milestone_gb, "disk_gb": milestone_gb}  # fmt: skip
         if "train" in spec:
             images = campaign.milestone_step(run, spec["milestones"][-1]) * spec["train"]["global_batch"]
             entry.update(
                 segments=len(spec["milestones"]),
                 train_images=images,
                 train_gpu_hours=images * 3 * flops / (est["train_tflops"] * 1e12) / 3600,
+                full_state_gb=milestone_gb * FULL_STATE_COPIES,
+                disk_gb=milestone_gb * (len(spec["milestones"]) + FULL_STATES_KEPT * FULL_STATE_COPIES),
             )
         runs[run] = entry
     sets = []
@@ -51,6 +60,7 @@ def plan(campaign: Campaign) -> dict:
                 "nfe": len(sampling.sampler.evaluation_times()),
                 "sample_gpu_hours": flops / (est["sample_tflops"] * 1e12) / 3600,
                 "eval_gpu_hours": sampling.num_samples / est["eval_images_per_s"] / 3600,
+                "disk_gb": sampling.num_samples * 3 * image_resolution(campaign, s.run) ** 2 / 1e9,
             }
         )
     tuning = {target: tuning_cost(campaign, target, runs, est) for target in campaign.config["tuning"]}
@@ -59,6 +69,8 @@ def plan(campaign: Campaign) -> dict:
         "sample_gpu_hours": sum(s["sample_gpu_hours"] for s in sets),
         "eval_gpu_hours": sum(s["eval_gpu_hours"] for s in sets),
         "tune_gpu_hours": sum(t["gpu_hours"] for t in tuning.values()),
+        "checkpoint_disk_gb": sum(r["disk_gb"] for r in runs.values()),
+        "sample_disk_gb": sum(s["disk_gb"] for s in sets) + sum(t["disk_gb"] for t in tuning.values()),
         "jobs": {
             "train_segment": sum(r["segments"] for r in runs.values()),
             "sample": len(sets),
@@ -77,6 +89,11 @@ def plan(campaign: Campaign) -> dict:
         "tuning": tuning,
         "totals": totals,
     }
+
+
+def image_resolution(campaign: Campaign, run: str) -> int:
+    """The side of the images a run's samples decode to: that of its latent set's dataset."""
+    return campaign.config["latents"][campaign.latents_of(run)]["dataset"]["resolution"]
 
 
 def network_rows(sampler, g: Guidance) -> int:
@@ -120,6 +137,7 @@ def tuning_cost(campaign: Campaign, target: str, runs: dict, est: dict) -> dict:
         "grid_images": grid,
         "gpu_hours": images * (per_image + seconds_eval),
         "grid_gpu_hours": grid * (per_image + seconds_eval),
+        "disk_gb": images * 3 * image_resolution(campaign, run) ** 2 / 1e9,
     }
 
 
@@ -133,8 +151,13 @@ def format_plan(p: dict) -> str:
         f"evaluation {t['eval_gpu_hours']:,.1f}, guidance tuning {t['tune_gpu_hours']:,.1f}); jobs: "
         + ", ".join(f"{k} {v}" for k, v in t["jobs"].items()),
         "",
-        "| run | model | GFLOPs/img | segments | train images | GPU-h |",
-        "|---|---|---|---|---|---|",
+        f"Disk at most: {t['checkpoint_disk_gb'] + t['sample_disk_gb']:,.0f} GB (checkpoints "
+        f"{t['checkpoint_disk_gb']:,.0f} GB, sample sets and tuning samples {t['sample_disk_gb']:,.0f} GB; "
+        "latents and the ADM reference not counted). A milestone holds the EMA weights only; the full training state, "
+        f"{FULL_STATE_COPIES}× that, exists for the latest milestone and the running segment.",
+        "",
+        "| run | model | GFLOPs/img | segments | train images | GPU-h | milestone GB | full state GB | disk GB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run, r in p["runs"].items():
         images = f"{r['train_images']:,}" if "train_images" in r else "imported"
@@ -145,6 +168,9 @@ def format_plan(p: dict) -> str:
             str(r["segments"]),
             images,
             f"{r['train_gpu_hours']:,.1f}",
+            f"{r['milestone_gb']:,.2f}",
+            f"{r['full_state_gb']:,.2f}" if "full_state_gb" in r else "–",
+            f"{r['disk_gb']:,.1f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     if p["tuning"]:
@@ -154,9 +180,12 @@ def format_plan(p: dict) -> str:
             cells = [target, str(c["candidates"]), ", ".join(map(str, c["schedule"])), f"{c['images']:,}",
                      f"{c['gpu_hours']:,.2f}", f"{c['grid_images']:,}", f"{c['grid_gpu_hours']:,.2f}"]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "| sample set | NFE | sampling GPU-h | evaluation GPU-h |", "|---|---|---|---|"]
+    lines += ["", "| sample set | NFE | sampling GPU-h | evaluation GPU-h | disk GB |", "|---|---|---|---|---|"]
     for s in p["sample_sets"]:
-        lines.append(f"| {s['set']} | {s['nfe']} | {s['sample_gpu_hours']:,.3g} | {s['eval_gpu_hours']:,.3g} |")
+        lines.append(
+            f"| {s['set']} | {s['nfe']} | {s['sample_gpu_hours']:,.3g} | {s['eval_gpu_hours']:,.3g} | "
+            f"{s['disk_gb']:,.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
