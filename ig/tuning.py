@@ -297,27 +297,38 @@ class SampleScorer:
 
 # --- outputs ---------------------------------------------------------------------------------------
 def plot_space(trace: dict[str, Any], space: Space, path: Path) -> None:
-    """The candidates on the space's first two tuned dimensions: colour = FD at the last rung each
-    reached, size = how far it got, the chosen one circled."""
+    """The candidates on the space's first two dimensions, one panel per value of a third: colour =
+    the rungs a candidate survived, its number = FD at the last rung it reached (at fewer samples for
+    those dropped early, so higher: compare colours, not numbers across rungs), the chosen circled."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    dims = [*space.values, *space.ranges][:2]
-    fig = Figure(figsize=(5, 4))
-    ax = fig.add_subplot()
-    xs = [coordinate(c["guidance"], dims[0]) for c in trace["candidates"]]
-    ys = [coordinate(c["guidance"], dims[1]) if len(dims) > 1 else 0.0 for c in trace["candidates"]]
-    reached = [len(c["rungs"]) for c in trace["candidates"]]
-    values = [c["rungs"][-1][METRIC] for c in trace["candidates"]]
-    points = ax.scatter(xs, ys, c=values, s=[30 * r**1.5 for r in reached], cmap="viridis_r", edgecolors="k")
-    chosen = trace["chosen_index"]
-    ax.scatter([xs[chosen]], [ys[chosen]], s=400, facecolors="none", edgecolors="red", linewidths=2)
-    fig.colorbar(points, ax=ax, label="FD at the last rung reached")
-    ax.set_xlabel(dims[0])
-    ax.set_ylabel(dims[1] if len(dims) > 1 else "")
-    ax.set_title(f"successive halving: {len(xs)} candidates, chosen {trace['chosen_label']}", fontsize=9)
+    dims = [*space.values, *space.ranges]
+    candidates = trace["candidates"]
+    panels = sorted({coordinate(c["guidance"], dims[2]) for c in candidates}) if len(dims) > 2 else [None]
+    fig = Figure(figsize=(4 * len(panels) + 1, 3.8), layout="constrained")
+    axes = fig.subplots(1, len(panels), sharex=True, sharey=True, squeeze=False)[0]
+    rungs = len(trace["schedule"])
+    for ax, value in zip(axes, panels, strict=True):
+        shown = [c for c in candidates if value is None or coordinate(c["guidance"], dims[2]) == value]
+        xs = [coordinate(c["guidance"], dims[0]) for c in shown]
+        ys = [coordinate(c["guidance"], dims[1]) if len(dims) > 1 else 0.0 for c in shown]
+        reached = [len(c["rungs"]) for c in shown]
+        points = ax.scatter(xs, ys, c=reached, vmin=1, vmax=rungs, s=120, cmap="viridis", edgecolors="k")
+        for x, y, c in zip(xs, ys, shown, strict=True):
+            ax.annotate(f"{c['rungs'][-1][METRIC]:.2f}", (x, y), xytext=(0, 9), textcoords="offset points",
+                        ha="center", fontsize=7)  # fmt: skip
+            if c["label"] == trace["chosen_label"]:
+                ax.scatter([x], [y], s=400, facecolors="none", edgecolors="red", linewidths=2)
+        ax.set_xlabel(dims[0])
+        ax.set_title(f"{dims[2]} = {value:g}" if value is not None else "", fontsize=9)
+        ax.margins(0.15)
+    axes[0].set_ylabel(dims[1] if len(dims) > 1 else "")
+    fig.colorbar(points, ax=axes.tolist(), label="rungs reached", ticks=range(1, rungs + 1))
+    fig.suptitle(f"successive halving, rungs of {trace['schedule']} samples: {len(candidates)} candidates, "
+                 f"chosen {trace['chosen_label']} (numbers: FD at the last rung reached)", fontsize=9)  # fmt: skip
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
 
