@@ -29,14 +29,14 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ig.guidance import Guidance, GuidedVelocity
-from ig.losses import ig_losses
-from ig.sampling.integrators import sample
 from ig.sampling.settings import SamplerSettings
+
+# torch and the modules that import it are imported where used, so that `ig bench --help` needs none
+if TYPE_CHECKING:
+    import torch
 
 # modules whose ``bench_*(device, quick)`` functions join the report, under the module's package name
 SECTIONS = ("ig.evaluation.benchmarks", "ig.data.benchmarks", "ig.train.benchmarks")
@@ -51,6 +51,8 @@ EVALUATION_STEPS = 250  # the SDE steps of an evaluation: sampling times are sca
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
+        import torch
+
         torch.cuda.synchronize(device)
 
 
@@ -74,6 +76,8 @@ def paired_times(a: Callable[[], object], b: Callable[[], object], repeats: int,
 
 
 def model(name: str, device: torch.device, **overrides) -> torch.nn.Module:
+    import torch
+
     from ig.models import create_model
 
     torch.manual_seed(0)
@@ -82,6 +86,10 @@ def model(name: str, device: torch.device, **overrides) -> torch.nn.Module:
 
 def sampler(net: torch.nn.Module, batch: int, steps: int, guidance: Guidance, precision: str, device: torch.device):
     """One sampling run of ``batch`` images as a callable (fixed noise and labels)."""
+    import torch
+
+    from ig.sampling.integrators import sample
+
     noise = torch.randn(batch, net.in_channels, net.input_size, net.input_size, device=device)
     y = torch.randint(0, net.num_classes, (batch,), device=device)
     settings = SamplerSettings(method="sde", steps=steps, precision=precision)
@@ -90,6 +98,10 @@ def sampler(net: torch.nn.Module, batch: int, steps: int, guidance: Guidance, pr
 
 def train_step(net: torch.nn.Module, batch: int, precision: str, device: torch.device) -> Callable[[], None]:
     """A training step on data already on the device: IG loss, backward, fused AdamW."""
+    import torch
+
+    from ig.losses import ig_losses
+
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=True)
     x0 = torch.randn(batch, net.in_channels, net.input_size, net.input_size, device=device)
@@ -154,6 +166,8 @@ def peak_bf16_flops(device: torch.device) -> float | None:
     """The device's dense bf16 peak (vendor figures), for the model FLOPs utilisation."""
     if device.type != "cuda":
         return None
+    import torch
+
     name = torch.cuda.get_device_name(device)
     for key, tflops in (("H200", 989), ("H100", 989), ("A100", 312), ("L40S", 362), ("A10", 125), ("4090", 165)):
         if key in name:
@@ -163,6 +177,8 @@ def peak_bf16_flops(device: torch.device) -> float | None:
 
 def train(device: torch.device, quick: bool) -> dict[str, Any]:
     """Training-step throughput, peak memory and MFU of each model with and without the head."""
+    import torch
+
     from ig.models.flops import forward_flops
 
     p = plan(device, quick)
@@ -213,6 +229,8 @@ def _measured(report: dict, key: str):
 
 
 def collect(device: torch.device, quick: bool, only: list[str] | None = None) -> dict[str, Any]:
+    import torch
+
     report: dict[str, Any] = {
         "machine": {
             "python": platform.python_version(),
@@ -248,6 +266,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    import torch
+
     from ig.distributed import select_device
     from ig.utils.io import write_json
 

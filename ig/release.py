@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ig.assets import default_assets_dir, require
-from ig.data.latents import Normalization
 from ig.errors import IGError
-from ig.models import from_official
-from ig.train.checkpoint import save_milestone
 from ig.utils.io import load_torch
+
+# torch and the modules that import it are imported where used: `ig import-checkpoint --help` needs none
+if TYPE_CHECKING:
+    from ig.data.latents import Normalization
 
 SD_VAE_SCALE = 0.18215
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin")
@@ -40,12 +40,16 @@ def find_weights(location: Path) -> Path:
 def load_release(path: Path) -> dict:
     """Load a release checkpoint without unpickling code: REPA-lineage checkpoints also store
     their ``argparse.Namespace`` arguments, which is allowed explicitly and dropped."""
+    import torch
+
     with torch.serialization.safe_globals([argparse.Namespace]):
         state = load_torch(path, what="released checkpoint")
     return state
 
 
 def release_normalization(kind: str, assets_dir: str | Path) -> Normalization:
+    from ig.data.latents import Normalization
+
     if kind == "sd-vae":
         return Normalization("scalar", scale=SD_VAE_SCALE)
     if kind == "va-vae":
@@ -65,6 +69,8 @@ def import_checkpoint(
     epoch: int,
 ) -> dict:
     """The milestone (format of ``ig.train.checkpoint``) of an imported release: its weights as the EMA."""
+    from ig.models import from_official
+
     model = from_official(model_name, load_release(weights), **overrides)
     return {
         "model_config": model.config,
@@ -98,6 +104,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ig.train.checkpoint import save_milestone
+
     if bool(args.asset) == bool(args.weights):
         raise IGError("give exactly one of --asset and --weights")
     location = require(args.asset, args.assets_dir) if args.asset else Path(args.weights)

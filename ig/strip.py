@@ -13,8 +13,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ig.errors import IGError
 from ig.utils.io import save_torch
 
@@ -23,6 +21,8 @@ _DROP = object()
 
 def tensors_only(obj: Any) -> Any:
     """``obj`` with every container kept and every leaf that is not plain data dropped."""
+    import torch  # imported where used: `ig strip-checkpoint --help` needs no torch
+
     if isinstance(obj, dict):
         kept = {k: tensors_only(v) for k, v in obj.items() if isinstance(k, (str, int))}
         return {k: v for k, v in kept.items() if v is not _DROP}
@@ -38,6 +38,8 @@ def strip_checkpoint(path: str | Path, out: str | Path | None = None) -> Path:
     path = Path(path)
     if not path.is_file():
         raise IGError(f"checkpoint not found: {path}")
+    import torch
+
     try:
         full = torch.load(path, map_location="cpu", weights_only=False)
     except ModuleNotFoundError as exc:

@@ -1,1 +1,2 @@
-"""Datasets, autoencoders and latent shards: everything before training."""
+"""Datasets, autoencoders and latent shards: everything before training (``names``: the choices of
+their options, importable without torch)."""

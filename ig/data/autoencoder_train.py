@@ -22,22 +22,28 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from diffusers import AutoencoderKL
-from torch.utils.data import Dataset
 
-from ig.data.autoencoders import Autoencoder, images_to_tensor, tiny_config
 from ig.errors import IGError
 from ig.utils.io import write_json
-from ig.utils.seeding import generator
+
+# torch, diffusers and the modules that import them are imported where used: `ig train-autoencoder
+# --help` needs none of them
+if TYPE_CHECKING:
+    import torch
+    from diffusers import AutoencoderKL
+    from torch.utils.data import Dataset
+
+    from ig.data.autoencoders import Autoencoder
 
 log = logging.getLogger(__name__)
 
 
 def _batch(dataset: Dataset, indices) -> torch.Tensor:
+    from ig.data.autoencoders import images_to_tensor
+
     return images_to_tensor(np.stack([dataset[int(i)][0] for i in indices]))
 
 
@@ -54,7 +60,12 @@ def train_tiny_autoencoder(
     progress: bool = True,
 ) -> AutoencoderKL:
     """Train a fresh ``AutoencoderKL`` of ``config`` (default: :func:`tiny_config`) on ``dataset``."""
+    import torch
+    from diffusers import AutoencoderKL
     from tqdm import tqdm
+
+    from ig.data.autoencoders import tiny_config
+    from ig.utils.seeding import generator
 
     torch.manual_seed(seed)  # initial weights
     vae = AutoencoderKL(**(config or tiny_config())).to(device).train()
@@ -76,20 +87,22 @@ def train_tiny_autoencoder(
     return vae.eval()
 
 
-@torch.no_grad()
 def reconstruction_metrics(
     autoencoder: Autoencoder, held_out: Dataset, train: Dataset, images: int = 1000, batch_size: int = 250
 ) -> dict[str, float]:
     """Reconstruction error of the posterior mean on the first ``images`` held-out images, and
     the error of the trivial baseline (the mean of as many training images)."""
-    x = _batch(held_out, range(min(images, len(held_out))))
-    device = next(autoencoder.parameters()).device
-    reconstruction = torch.cat(
-        [autoencoder.decode(autoencoder.encode(b.to(device))[0]).clamp(-1, 1).cpu() for b in x.split(batch_size)]
-    )
-    mean_image = _batch(train, range(min(images, len(train)))).mean(0)
-    mse = torch.mean((reconstruction - x) ** 2).item()
-    baseline_mse = torch.mean((x - mean_image) ** 2).item()
+    import torch
+
+    with torch.no_grad():
+        x = _batch(held_out, range(min(images, len(held_out))))
+        device = next(autoencoder.parameters()).device
+        reconstruction = torch.cat(
+            [autoencoder.decode(autoencoder.encode(b.to(device))[0]).clamp(-1, 1).cpu() for b in x.split(batch_size)]
+        )
+        mean_image = _batch(train, range(min(images, len(train)))).mean(0)
+        mse = torch.mean((reconstruction - x) ** 2).item()
+        baseline_mse = torch.mean((x - mean_image) ** 2).item()
     return {
         "images": len(x),
         "mse": mse,
@@ -132,6 +145,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ig.data.autoencoders import Autoencoder, tiny_config
     from ig.data.datasets import build_dataset
 
     if args.steps < 1 or args.batch_size < 1:

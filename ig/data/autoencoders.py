@@ -25,10 +25,10 @@ from diffusers import AutoencoderKL
 
 from ig.assets import asset_for_hub_id, default_assets_dir, require
 from ig.data.latents import Normalization
+from ig.data.names import AUTOENCODER_KINDS as KINDS
 from ig.errors import IGError
 from ig.utils.io import load_torch
 
-KINDS = ("tiny", "sd-vae", "va-vae")
 VAVAE_WEIGHTS = "vavae-imagenet256-f16d32-dinov2.pt"
 VAVAE_STATS = "latents_stats.pt"
 

@@ -1,9 +1,9 @@
 """Image datasets: items are ``(uint8 H×W×3 numpy image, int label)`` (a contract).
 
-- ``imagenet``: an image folder ``<root>/<split>/<class>/*.JPEG``; labels are the sorted class
-  folder names' indices (ImageNet synsets sort into the standard 0…999 order). Images go
-  through ADM's center crop (:func:`center_crop_dhariwal`), as in the SiT and LightningDiT
-  pre-processing.
+- ``imagenet``: an image folder ``<root>/<split>/<class>/*.JPEG`` (torchvision's ``ImageFolder``);
+  labels are the sorted class folder names' indices (ImageNet synsets sort into the standard
+  0…999 order). Images go through ADM's center crop (:func:`center_crop_dhariwal`), as in the SiT
+  and LightningDiT pre-processing.
 - ``fashion-mnist``: the IDX files of Zalando's release, looked up in ``root``, else in Debian's
   ``dataset-fashion-mnist`` package, else downloaded into ``$IG_CACHE`` (``~/.cache/ig``).
   The 28×28 gray images are zero-padded to 32×32 (not resized): the background is black, so
@@ -15,6 +15,7 @@ Every dataset carries ``num_classes``, ``classes`` and ``source`` (a dict for ma
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 import os
@@ -24,11 +25,11 @@ import numpy as np
 import PIL.Image
 from torch.utils.data import Dataset
 
+from ig.data.names import DATASETS
 from ig.errors import IGError
 
 log = logging.getLogger(__name__)
 
-NAMES = ("fashion-mnist", "imagenet")
 IMAGE_EXTENSIONS = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = (
@@ -60,14 +61,15 @@ def build_dataset(name: str, root: str | None = None, resolution: int = 32, spli
             raise IGError("the imagenet dataset needs a root folder (holding train/<synset>/*.JPEG); pass --data-root")
         dataset = ImageFolder(Path(root) / split, resolution)
     else:
-        raise IGError(f"unknown dataset {name!r}; choose one of {', '.join(NAMES)}")
+        raise IGError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     dataset.source = {"dataset": name, "split": split, **dataset.source}
     return dataset
 
 
 def center_crop_dhariwal(image: PIL.Image.Image, size: int) -> np.ndarray:
     """ADM's crop: halve with a BOX filter while the short side is ≥ 2·size, then BICUBIC-resize
-    the short side to ``size`` and take the central ``size``×``size`` square."""
+    the short side to ``size`` and take the central ``size``×``size`` square. (Not torchvision's
+    ``Resize`` + ``CenterCrop``: one resize, without the BOX halvings, gives other pixels.)"""
     while min(image.size) >= 2 * size:
         image = image.resize(tuple(x // 2 for x in image.size), resample=PIL.Image.Resampling.BOX)
     scale = size / min(image.size)
@@ -80,41 +82,62 @@ def center_crop_dhariwal(image: PIL.Image.Image, size: int) -> np.ndarray:
 # --------------------------------------------------------------------------- image folder
 
 
+def is_image_file(path: str) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_rgb(path: str) -> PIL.Image.Image:
+    """An image file, fully decoded to RGB (so a truncated file fails here, not later); an unreadable
+    one is a :class:`CorruptImageError` whose one line names the file."""
+    try:
+        with PIL.Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as exc:
+        raise CorruptImageError(f"cannot read image {path}: {exc}") from exc
+
+
 class ImageFolder(Dataset):
-    """``<folder>/<class>/<image>``, listed once in sorted order (stable shard contents)."""
+    """``<folder>/<class>/<image>``: torchvision's ``ImageFolder`` (classes and files listed once,
+    sorted: stable shard contents), read by :func:`read_rgb` and cropped by :func:`center_crop_dhariwal`."""
 
     def __init__(self, folder: Path, resolution: int) -> None:
+        # torchvision imports torch._dynamo (seconds): only image folders need it, Fashion-MNIST does not
+        from torchvision.datasets import ImageFolder as TorchvisionImageFolder
+
         if not folder.is_dir():
             raise IGError(f"image folder not found: {folder}; expected <root>/<split>/<class>/*.JPEG")
-        self.classes = sorted(e.name for e in os.scandir(folder) if e.is_dir())
-        self.files: list[str] = []
-        self.labels: list[int] = []
-        for label, cls in enumerate(self.classes):
-            names = sorted(e.name for e in os.scandir(folder / cls) if Path(e.name).suffix.lower() in IMAGE_EXTENSIONS)
-            self.files += [f"{cls}/{n}" for n in names]
-            self.labels += [label] * len(names)
-        if not self.files:
+        try:
+            images = TorchvisionImageFolder(
+                str(folder),
+                transform=functools.partial(center_crop_dhariwal, size=resolution),
+                loader=read_rgb,
+                is_valid_file=is_image_file,
+                allow_empty=True,  # a class folder without images keeps its label
+            )
+        except FileNotFoundError:  # no class folder at all
+            images = None
+        if images is None or not images.samples:
             raise IGError(f"no images found under {folder}/<class>/; expected <root>/<split>/<class>/*.JPEG")
-        self.folder, self.resolution = folder, resolution
+        self.images, self.folder, self.resolution = images, folder, resolution
+        self.classes, self.labels = self.images.classes, self.images.targets
         self.num_classes = len(self.classes)
         self.source = {
             "root": str(folder.resolve()),
             "resolution": resolution,
             "transform": "center-crop-dhariwal",
-            "num_images": len(self.files),
+            "num_images": len(self.images),
         }
 
+    @property
+    def files(self) -> list[str]:
+        """The images as ``<class>/<file>``, in dataset order."""
+        return [Path(path).relative_to(self.folder).as_posix() for path, _ in self.images.samples]
+
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        path = self.folder / self.files[index]
-        try:
-            with PIL.Image.open(path) as image:
-                rgb = image.convert("RGB")  # decodes fully, so truncated files fail here
-        except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as exc:
-            raise CorruptImageError(f"cannot read image {path}: {exc}") from exc
-        return center_crop_dhariwal(rgb, self.resolution), self.labels[index]
+        return self.images[index]
 
 
 # --------------------------------------------------------------------------- Fashion-MNIST

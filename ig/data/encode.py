@@ -33,16 +33,11 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
-from ig.data.autoencoders import KINDS, Autoencoder, images_to_tensor
-from ig.data.datasets import NAMES, CorruptImageError
-from ig.data.latents import FORMATS, Normalization
+from ig.data.names import AUTOENCODER_KINDS, DATASETS, LATENT_FORMATS
 from ig.errors import IGError
 from ig.utils.io import (
     file_digest,
@@ -54,7 +49,15 @@ from ig.utils.io import (
     state_digest,
     write_json,
 )
-from ig.utils.seeding import derive_seed, generator
+
+# torch and the modules that import it are imported where used: `ig encode --help` needs none of them
+if TYPE_CHECKING:
+    import torch
+    from torch.utils.data import Dataset
+    from tqdm import tqdm
+
+    from ig.data.autoencoders import Autoencoder
+    from ig.data.latents import Normalization
 
 log = logging.getLogger(__name__)
 LATENT_SHARD_FORMAT = "ig-latent-shard/2"
@@ -67,15 +70,18 @@ def shard_bounds(num_images: int, num_shards: int, k: int) -> tuple[int, int]:
 
 def stats_sample(num_images: int, max_images: int, seed: int) -> np.ndarray:
     """Boolean mask of the images whose latents the statistics are computed from."""
+    from ig.utils.seeding import derive_seed
+
     rng = np.random.default_rng(derive_seed("latent-stats", seed))
     mask = np.zeros(num_images, dtype=bool)
     mask[rng.choice(num_images, min(max_images, num_images), replace=False)] = True
     return mask
 
 
-class _Items(Dataset):
+class _Items:
     """``(index, image, label, error)`` of dataset image ``index``: a corrupt image yields its error
-    message rather than raising inside a DataLoader worker (where it would lose its one line)."""
+    message rather than raising inside a DataLoader worker (where it would lose its one line). A
+    map-style dataset (``__len__`` and ``__getitem__``: all a DataLoader asks of one)."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -84,6 +90,8 @@ class _Items(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, int, str | None]:
+        from ig.data.datasets import CorruptImageError
+
         try:
             image, label = self.dataset[index]
         except CorruptImageError as exc:
@@ -98,6 +106,10 @@ def _collate(items: list) -> list:
 def posterior_noise(shape: tuple[int, ...], seed: int, indices: np.ndarray, draws: int = 1) -> torch.Tensor:
     """``draws`` standard normal tensors of ``shape`` per image, from the image's own generator;
     returned as (draws·len(indices), *shape), draw-major (all first draws, then all second)."""
+    import torch
+
+    from ig.utils.seeding import generator
+
     noise = [torch.randn((draws, *shape), generator=generator("encode", seed, int(i))) for i in indices]
     return torch.stack(noise, dim=1).flatten(0, 1)
 
@@ -113,6 +125,10 @@ def encode_batch(
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The two arrays a shard stores for these images (float16, on the CPU), and the posterior
     samples the statistics see (the un-flipped ones)."""
+    import torch
+
+    from ig.data.autoencoders import images_to_tensor
+
     x = images_to_tensor(images).to(device)
     if fmt == "sit":
         mean, std = (t.cpu().half() for t in autoencoder.encode(x))
@@ -133,6 +149,8 @@ class ShardBuilder:
         self.sums, self.sumsqs, self.sampled = np.zeros(latent_shape[0]), np.zeros(latent_shape[0]), 0
 
     def add(self, stored, seen: torch.Tensor, labels: np.ndarray, indices: np.ndarray, in_sample: np.ndarray) -> None:
+        import torch
+
         for key, value in zip(self.keys, stored, strict=True):
             self.parts[key].append(value.numpy())
         self.parts["labels"].append(labels)
@@ -191,8 +209,10 @@ def encode(
 
     Returns the manifest once every shard exists (written by this call if needed), else None.
     """
-    if fmt not in FORMATS:
-        raise IGError(f"latent format must be one of {FORMATS}, got {fmt!r}")
+    from tqdm import tqdm
+
+    if fmt not in LATENT_FORMATS:
+        raise IGError(f"latent format must be one of {LATENT_FORMATS}, got {fmt!r}")
     num_images = len(dataset) if num_images is None else min(num_images, len(dataset))
     num_shards = math.ceil(num_images / 1000) if num_shards is None else num_shards
     if num_images < 1 or not 1 <= num_shards <= num_images:
@@ -269,6 +289,8 @@ def write_shards(
     """Encode ``batches`` (shard by shard, see :func:`_batches`) and write each shard when done.
 
     One DataLoader serves all shards, so its workers start once, not once per shard."""
+    from torch.utils.data import DataLoader
+
     loader = DataLoader(
         _Items(dataset), batch_sampler=[b for _, b in batches], num_workers=num_workers, collate_fn=_collate
     )
@@ -303,6 +325,8 @@ def shard_provenance(plan: dict[str, Any], shard: int) -> dict[str, Any]:
 
 def normalization_for(kind: str, statistics: dict[str, Any], scaling_factor: float) -> Normalization:
     """The latent normalisation of an autoencoder kind, given the sample's statistics."""
+    from ig.data.latents import Normalization
+
     if kind == "sd-vae":
         return Normalization("scalar", scale=scaling_factor, shift=0.0)
     if kind == "tiny":
@@ -359,15 +383,17 @@ def _moments(sums: np.ndarray, sumsqs: np.ndarray, n: int) -> dict[str, Any]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ig.assets import default_assets_dir
 
-    p.add_argument("--dataset", choices=NAMES, required=True)
+    p.add_argument("--dataset", choices=DATASETS, required=True)
     p.add_argument("--data-root", help="dataset folder (ImageNet: holds train/<synset>/; Fashion-MNIST: IDX files)")
     p.add_argument("--split", default="train")
     p.add_argument("--resolution", type=int, default=32, help="image side in pixels (256 for ImageNet)")
     p.add_argument("--limit", type=int, help="encode only the first LIMIT images")
-    p.add_argument("--autoencoder-kind", choices=KINDS, required=True)
+    p.add_argument("--autoencoder-kind", choices=AUTOENCODER_KINDS, required=True)
     p.add_argument("--autoencoder", required=True, help="folder, checkpoint file or registered hub id")
     p.add_argument("--assets-dir", default=default_assets_dir(), help="where hub ids resolve (`ig fetch-assets`)")
-    p.add_argument("--format", choices=FORMATS, default="sit", help="sit: posterior mean/std; lightningdit: samples")
+    p.add_argument(
+        "--format", choices=LATENT_FORMATS, default="sit", help="sit: posterior mean/std; lightningdit: samples"
+    )
     p.add_argument("--out-dir", required=True)
     p.add_argument("--num-shards", type=int, help="default: about 1000 images per shard")
     p.add_argument("--shard", type=int, nargs="+", help="make only these shards (default: all missing ones)")

@@ -35,10 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ig.data.names import LATENT_FORMATS as FORMATS
 from ig.errors import IGError
 from ig.utils.io import file_digest, load_npz, read_json, write_json
-
-FORMATS = ("sit", "lightningdit")
 
 
 @dataclass(frozen=True)

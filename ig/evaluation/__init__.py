@@ -6,5 +6,6 @@
   paper's feature space) or ``classifier`` (a small in-domain CNN for the embedded default, trained
   by ``train_classifier``);
 - ``imagesets``: ADM-format ``.npz`` sample sets and datasets, read in batches;
-- ``reference`` (``ig reference``) and ``evaluate`` (``ig evaluate``); ``benchmarks``.
+- ``reference`` (``ig reference``) and ``evaluate`` (``ig evaluate``); ``benchmarks``;
+- ``settings``: the choices of their options, importable without torch (the CLI's ``--help``).
 """

@@ -22,31 +22,22 @@ import argparse
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ig.errors import IGError
-from ig.evaluation.extractors import load_extractor
-from ig.evaluation.features import FeatureExtractor, extract_features
-from ig.evaluation.imagesets import NpzImages
-from ig.evaluation.metrics import (
-    IS_SPLIT_SIZE,
-    PR_ARITHMETICS,
-    feature_statistics,
-    frechet_distance,
-    inception_score,
-    manifolds,
-)
 from ig.evaluation.reference import REFERENCE_KEYS
-from ig.evaluation.uncertainty import (
-    Bootstrap,
-    frechet_replicates,
-    inception_score_replicates,
-    precision_recall_replicates,
-)
+from ig.evaluation.settings import PR_ARITHMETICS
 from ig.utils.io import file_digest, load_npz, read_json, write_json
+
+# the feature networks, images, metrics and their errors import torch and scipy: imported where used,
+# so that `ig evaluate --help` needs neither
+if TYPE_CHECKING:
+    import torch
+
+    from ig.evaluation.features import FeatureExtractor
+    from ig.evaluation.imagesets import NpzImages
 
 log = logging.getLogger(__name__)
 METRICS = ("fid", "sfid", "is", "precision", "recall")
@@ -64,6 +55,8 @@ def load_reference(path: str | Path) -> dict[str, np.ndarray]:
 def sample_source(paths: list[Path]) -> tuple[NpzImages, dict[str, Any]]:
     """The images to evaluate and where they came from: a ``samples.json`` (shards verified against
     its checksums) or plain ``.npz`` files and shard folders."""
+    from ig.evaluation.imagesets import NpzImages
+
     if len(paths) == 1 and paths[0].suffix == ".json":
         manifest = read_json(paths[0], what="sample manifest (run `ig sample` first)")
         folder = paths[0].parent
@@ -94,6 +87,15 @@ def evaluate(
 ) -> dict[str, Any]:
     """All metrics of ``samples`` against a reference file in the feature space of ``extractor``,
     each with its bootstrap standard error (``bootstrap`` resamples)."""
+    from ig.evaluation.features import extract_features
+    from ig.evaluation.metrics import IS_SPLIT_SIZE, feature_statistics, frechet_distance, inception_score, manifolds
+    from ig.evaluation.uncertainty import (
+        Bootstrap,
+        frechet_replicates,
+        inception_score_replicates,
+        precision_recall_replicates,
+    )
+
     reference = load_reference(reference_path)
     if str(reference["extractor"]) != extractor.identity:
         raise IGError(
@@ -172,6 +174,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ig.evaluation.extractors import load_extractor
+
     samples, source = sample_source(args.samples)
     extractor = load_extractor(args.extractor, args.device)
     if not extractor.has_logits:

@@ -25,11 +25,11 @@ import torch
 from scipy.special import rel_entr
 
 from ig.errors import IGError
+from ig.evaluation.settings import PR_ARITHMETICS
 
 # Pairwise squared distances are computed in blocks of at most this many entries (128 MB in fp32).
 BLOCK_ELEMENTS = 2**25
 IS_SPLIT_SIZE = 5000  # ADM's compute_inception_score(split_size=5000)
-PR_ARITHMETICS = ("adm", "exact")
 
 
 def _features(x: np.ndarray, what: str, min_rows: int) -> np.ndarray:

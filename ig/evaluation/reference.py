@@ -23,15 +23,18 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ig.errors import IGError
-from ig.evaluation.extractors import load_extractor
-from ig.evaluation.features import FeatureExtractor, extract_features
-from ig.evaluation.imagesets import DatasetImages, ImageSet, NpzImages
-from ig.evaluation.metrics import feature_statistics
 from ig.utils.io import save_npz
+
+# the feature networks, images and metrics import torch and scipy: imported where used, so that
+# `ig reference --help` needs neither
+if TYPE_CHECKING:
+    from ig.evaluation.features import FeatureExtractor
+    from ig.evaluation.imagesets import ImageSet
 
 log = logging.getLogger(__name__)
 STATISTICS = ("mu", "sigma", "mu_s", "sigma_s")
@@ -60,6 +63,9 @@ def compute_reference(
     progress: bool = True,
 ) -> dict[str, np.ndarray]:
     """The arrays of a reference ``.npz`` (see the module docstring)."""
+    from ig.evaluation.features import extract_features
+    from ig.evaluation.metrics import feature_statistics
+
     if precomputed is not None and extractor.kind != "inception":
         raise IGError("ADM reference statistics are Inception statistics: use an inception:<weights> extractor")
     # with precomputed statistics, only the P/R images need features
@@ -104,6 +110,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ig.evaluation.extractors import load_extractor
+    from ig.evaluation.imagesets import DatasetImages, NpzImages
+
     if args.images:
         images: ImageSet = NpzImages(args.images)
         precomputed = precomputed_statistics(images.sources[0]) if len(images.sources) == 1 else None

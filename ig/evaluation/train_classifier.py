@@ -9,20 +9,25 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
 from ig.errors import IGError
-from ig.evaluation.classifier import WIDTHS, SmallCNN, save_classifier
-from ig.evaluation.features import check_images
+from ig.evaluation.settings import WIDTHS
+
+# torch and the modules that import it are imported where used: `ig train-classifier --help` needs none
+if TYPE_CHECKING:
+    import torch
+
+    from ig.evaluation.classifier import SmallCNN
 
 log = logging.getLogger(__name__)
 
 
 def _batches(images: np.ndarray, batch_size: int, device: torch.device):
+    import torch
+
     for i in range(0, len(images), batch_size):
         yield i, torch.from_numpy(images[i : i + batch_size]).to(device).permute(0, 3, 1, 2)
 
@@ -40,6 +45,13 @@ def train_classifier(
     progress: bool = True,
 ) -> SmallCNN:
     """Train a :class:`SmallCNN` on uint8 N×H×W×3 images with AdamW and a one-cycle schedule."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm import tqdm
+
+    from ig.evaluation.classifier import SmallCNN
+    from ig.evaluation.features import check_images
+
     check_images(images, "training images")
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != (len(images),):
@@ -68,11 +80,14 @@ def train_classifier(
     return model.eval()
 
 
-@torch.inference_mode()
 def accuracy(model: SmallCNN, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> float:
     """Top-1 accuracy of ``model`` on uint8 N×H×W×3 images."""
+    import torch
+
     device = next(model.parameters()).device
-    predictions = np.concatenate([model(x).argmax(1).cpu().numpy() for _, x in _batches(images, batch_size, device)])
+    with torch.inference_mode():
+        batches = _batches(images, batch_size, device)
+        predictions = np.concatenate([model(x).argmax(1).cpu().numpy() for _, x in batches])
     return float((predictions == np.asarray(labels)).mean())
 
 
@@ -103,6 +118,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ig.evaluation.classifier import save_classifier
+
     images, labels = dataset_arrays(args.dataset, args.data_root, args.resolution, "train", args.max_train_images)
     start = time.perf_counter()
     model = train_classifier(

@@ -28,10 +28,11 @@ import numpy as np
 
 from ig import campaign as campaign_mod
 from ig.campaign import Campaign, SampleSet
-from ig.evaluation.uncertainty import LOWER_IS_BETTER, OUTCOMES, Difference, outcome, verdict
 from ig.models.sizes import model_options, model_spec
-from ig.report.results import METRIC_NAMES, cell, difference, load_metrics, load_paper, paper_value
 from ig.utils.io import atomic_path, write_json
+
+# The results and their statistics (ig.report.results, ig.evaluation.uncertainty) import pandas,
+# scipy and torch: imported where used, so that `ig claims --help` needs none of them.
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ def _paper_row(claim: dict, side: str) -> dict:
 
 def _paper_effect(paper, claim: dict) -> tuple[float | None, str]:
     """The paper's ``a − b`` on the claim's metric, and how the report shows it."""
+    from ig.report.results import paper_value
+
     if not claim.get("paper"):
         return None, "–"
     values = [paper_value(paper, _paper_row(claim, side), claim["metric"]) for side in ("a", "b")]
@@ -65,6 +68,8 @@ def _paper_effect(paper, claim: dict) -> tuple[float | None, str]:
 def _paper_steps(paper, claim: dict) -> str:
     """The paper's training-speed figure: the iterations at which its curve of ``a`` reaches the value
     of ``b`` at ``b``'s last iteration (rows of one table and metric with ``iterations``)."""
+    from ig.evaluation.uncertainty import LOWER_IS_BETTER
+
     if not claim.get("paper"):
         return "–"
     key, metric = claim["paper"], claim["metric"]
@@ -84,6 +89,9 @@ def _paper_steps(paper, claim: dict) -> str:
 
 
 def compare(c: Campaign, claim: dict, metrics: dict, paper) -> Finding:
+    from ig.evaluation.uncertainty import OUTCOMES, outcome, verdict
+    from ig.report.results import cell, difference
+
     metric = claim["metric"]
     a, b = (cell(c.row_sets(claim[side]), metrics, metric) for side in ("a", "b"))
     effect, paper_text = _paper_effect(paper, claim)
@@ -113,6 +121,9 @@ def crossing_step(steps: list[int], values: list[float], target: float, lower_is
 
 def steps_to_reach(c: Campaign, claim: dict, metrics: dict, paper) -> Finding:
     """Training steps for ``a`` to reach ``b``'s value at ``b``'s last milestone."""
+    from ig.evaluation.uncertainty import LOWER_IS_BETTER, OUTCOMES, Difference, outcome
+    from ig.report.results import cell
+
     metric, guidance = claim["metric"], claim["a"].get("guidance", "none")
     target = cell(c.row_sets({**claim["b"], "milestone": "last"}), metrics, metric)
     b_step = c.milestone_step(c.groups[claim["b"]["run"]][0], c.milestones(claim["b"]["run"])[-1])
@@ -151,6 +162,8 @@ KINDS = {"compare": compare, "steps_to_reach": steps_to_reach}
 
 
 def findings(c: Campaign, paper_csv: str | Path) -> list[Finding]:
+    from ig.report.results import load_metrics, load_paper
+
     metrics, paper = load_metrics(c), load_paper(paper_csv)
     return [KINDS[claim["kind"]](c, claim, metrics, paper) for claim in c.config["claims"]]
 
@@ -182,6 +195,9 @@ def settings_summary(c: Campaign) -> list[str]:
 
 
 def to_markdown(c: Campaign, found: list[Finding], extractor: str | None) -> str:
+    from ig.evaluation.uncertainty import OUTCOMES
+    from ig.report.results import METRIC_NAMES
+
     counts = {o: sum(f.outcome == o for f in found) for o in OUTCOMES}
     lines = [
         f"# {c.config.get('title', c.name)}",
@@ -216,6 +232,8 @@ def to_markdown(c: Campaign, found: list[Finding], extractor: str | None) -> str
 
 
 def write_claims(c: Campaign, paper_csv: str | Path, out: str | Path) -> list[Finding]:
+    from ig.report.results import load_metrics
+
     found = findings(c, paper_csv)
     extractor = next((m.get("extractor") for m in load_metrics(c).values()), None)
     write_json(Path(out).with_suffix(".json"), [f.__dict__ for f in found])

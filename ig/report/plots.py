@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+from ig import campaign as campaign_mod
+from ig.errors import IGError
+from ig.utils.io import atomic_path, write_json
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ig import campaign as campaign_mod  # noqa: E402
-from ig.errors import IGError  # noqa: E402
-from ig.report.results import METRIC_NAMES, Cell, cell, load_metrics  # noqa: E402
-from ig.utils.io import atomic_path, write_json  # noqa: E402
+# matplotlib and the results (pandas, scipy, torch) are imported where used, so that `ig plot --help`
+# needs none of them
+if TYPE_CHECKING:
+    from ig.report.results import Cell
 
 PLOTS = ("training", "ig_scale", "interval", "methods")
 
@@ -34,6 +34,8 @@ def _bar(c: Cell) -> float:
 
 
 def _cells(campaign, metrics, run: str, milestone: str, guidance: list[str], labels: str, metric: str) -> list[Cell]:
+    from ig.report.results import cell
+
     milestone = campaign.milestone_of({"run": run, "milestone": milestone})
     cells = []
     for g in guidance:
@@ -47,6 +49,8 @@ def _cells(campaign, metrics, run: str, milestone: str, guidance: list[str], lab
 
 
 def _training(ax, campaign, metrics, spec: dict, metric: str, labels: dict) -> None:
+    from ig.report.results import cell
+
     for run in spec["runs"]:
         milestones = campaign.milestones(run)
         cells, xs = [], []
@@ -104,6 +108,13 @@ DRAW = {"training": _training, "ig_scale": _ig_scale, "interval": _bars, "method
 
 
 def draw(name: str, spec: dict, campaign, metrics: dict, run_labels: dict, path: Path, extractor: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ig.report.results import METRIC_NAMES
+
     chosen = spec.get("metrics", ["fid"])
     fig, axes = plt.subplots(1, len(chosen), figsize=(4.2 * len(chosen), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], chosen, strict=True):
@@ -121,6 +132,8 @@ def draw(name: str, spec: dict, campaign, metrics: dict, run_labels: dict, path:
 
 
 def write_plots(campaign: campaign_mod.Campaign, out_dir: str | Path) -> list[Path]:
+    from ig.report.results import load_metrics
+
     metrics = load_metrics(campaign)
     extractor = next((m.get("extractor") for m in metrics.values()), "")
     run_labels = {r: spec.get("label", r) for r, spec in campaign.config["runs"].items()}

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ig import campaign as campaign_mod
-from ig.evaluation.uncertainty import Difference, verdict
-from ig.report.results import METRIC_NAMES, Cell, cell, difference, load_metrics, load_paper, paper_value
 from ig.utils.io import atomic_path
+
+# the results and their statistics import pandas, scipy and torch: imported where used, so that
+# `ig table --help` needs none of them
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ig.evaluation.uncertainty import Difference
+    from ig.report.results import Cell
 
 PAPER_VERDICTS = {"better": "ours better", "worse": "ours worse", "within noise": "within noise"}
 
@@ -40,6 +44,8 @@ def format_cell(c: Cell | None, metric: str) -> str:
 
 
 def format_difference(d: Difference | None, metric: str, words: dict[str, str] | None = None) -> str:
+    from ig.evaluation.uncertainty import verdict
+
     if d is None:
         return "–"
     f = f".{_decimals(metric)}f"
@@ -49,6 +55,9 @@ def format_difference(d: Difference | None, metric: str, words: dict[str, str] |
 
 def build_rows(campaign: campaign_mod.Campaign, table: dict, metrics: dict, paper: pd.DataFrame) -> list[dict]:
     """Per row: its label, and per metric the cell, the paper's number and ours − paper."""
+    from ig.evaluation.uncertainty import Difference
+    from ig.report.results import cell, paper_value
+
     rows = []
     for row in table["rows"]:
         sets = campaign.row_sets(row["ours"])
@@ -68,6 +77,8 @@ def build_rows(campaign: campaign_mod.Campaign, table: dict, metrics: dict, pape
 
 def build_comparisons(campaign: campaign_mod.Campaign, table: dict, metrics: dict) -> list[dict]:
     """Per comparison: its label and per metric the paired difference a − b."""
+    from ig.report.results import cell, difference
+
     out = []
     for comparison in table["comparisons"]:
         a_sets, b_sets = campaign.row_sets(comparison["a"]), campaign.row_sets(comparison["b"])
@@ -84,6 +95,8 @@ def _has_paper(table: dict) -> bool:
 
 
 def to_markdown(table: dict, rows: list[dict], comparisons: list[dict], extractor: str | None) -> str:
+    from ig.report.results import METRIC_NAMES
+
     metrics = table["metrics"]
     header = ["Setting"]
     for m in metrics:
@@ -130,6 +143,10 @@ def legend(rows: list[dict], extractor: str | None) -> str:
 
 
 def to_csv(table: dict, rows: list[dict], comparisons: list[dict]) -> str:
+    import pandas as pd
+
+    from ig.evaluation.uncertainty import verdict
+
     records = []
     for r in rows:
         record: dict[str, Any] = {"kind": "row", "setting": r["label"], "seeds": r["seeds"]}
@@ -155,6 +172,8 @@ def to_csv(table: dict, rows: list[dict], comparisons: list[dict]) -> str:
 
 
 def to_latex(table: dict, rows: list[dict], comparisons: list[dict]) -> str:
+    from ig.report.results import METRIC_NAMES
+
     metrics = table["metrics"]
     paper = _has_paper(table)
     per_metric = ("paper", "ours", "$\\Delta$") if paper else ("",)
@@ -211,6 +230,8 @@ def _latex_escape(text: str) -> str:
 
 
 def write_tables(campaign: campaign_mod.Campaign, paper_csv: str | Path, out_dir: str | Path) -> list[Path]:
+    from ig.report.results import load_metrics, load_paper
+
     metrics = load_metrics(campaign)
     paper = load_paper(paper_csv)
     extractor = next((m.get("extractor") for m in metrics.values()), None)

@@ -29,17 +29,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
-from ig.distributed import process_context
 from ig.errors import IGError
 from ig.guidance import Guidance, GuidedVelocity
-from ig.images import decode_latents, save_grid
-from ig.sampling.integrators import sample
 from ig.sampling.settings import LABEL_MODES, SamplingSettings, add_sampling_arguments, sampling_from_args
 from ig.utils.io import (
     file_digest,
@@ -51,7 +46,11 @@ from ig.utils.io import (
     shard_path,
     write_json,
 )
-from ig.utils.seeding import generator
+
+# torch and the modules that import it are imported where used: `ig sample --help` needs none of them
+if TYPE_CHECKING:
+    import torch
+    from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 SHARD_FORMAT = "ig-sample-shard/2"
@@ -64,6 +63,10 @@ def sample_labels(indices: range, num_classes: int, mode: str, seed: int) -> tor
     """Class labels of samples ``indices``: i.i.d. uniform (``random``, as the releases), or
     ``balanced``: each block of ``num_classes`` consecutive samples holds every class once, in an
     order drawn per block, so any multiple of ``num_classes`` samples is exactly balanced."""
+    import torch
+
+    from ig.utils.seeding import generator
+
     if mode not in LABEL_MODES:
         raise IGError(f"label mode must be one of {list(LABEL_MODES)}, got {mode!r}")
     if mode == "random":
@@ -74,11 +77,19 @@ def sample_labels(indices: range, num_classes: int, mode: str, seed: int) -> tor
 
 @functools.lru_cache(maxsize=64)
 def _balanced_block(seed: int, block: int, num_classes: int) -> tuple[int, ...]:
+    import torch
+
+    from ig.utils.seeding import generator
+
     return tuple(torch.randperm(num_classes, generator=generator("sample", seed, block, "balanced")).tolist())
 
 
 def initial_noise(indices: range, shape: tuple[int, ...], seed: int) -> torch.Tensor:
     """The initial noise (t = 1) of samples ``indices``, shape (len, *shape)."""
+    import torch
+
+    from ig.utils.seeding import generator
+
     return torch.stack([torch.randn(shape, generator=generator("sample", seed, i, "noise")) for i in indices])
 
 
@@ -87,11 +98,17 @@ class StepNoise:
     sample from that sample's own stream, drawn ``NOISE_CHUNK`` steps at a time."""
 
     def __init__(self, indices: range, shape: tuple[int, ...], seed: int, device: torch.device) -> None:
+        import torch
+
+        from ig.utils.seeding import generator
+
         self.generators = [generator("sample", seed, i, "sde") for i in indices]
         self.shape, self.device = shape, device
         self.start, self.chunk = 0, torch.empty(0)
 
     def __call__(self, step: int) -> torch.Tensor:
+        import torch
+
         if not self.start <= step < self.start + len(self.chunk):
             if step != self.start + len(self.chunk):
                 raise RuntimeError(f"SDE noise is drawn in step order; asked for step {step}")
@@ -153,6 +170,11 @@ def sample_shard(
     progress: tqdm | None = None,
 ) -> dict[str, np.ndarray]:
     """The arrays of shard ``shard``: uint8 images, labels, sample indices and provenance."""
+    import torch
+
+    from ig.images import decode_latents
+    from ig.sampling.integrators import sample
+
     device = torch.device(device)
     indices = spec.indices(shard)
     shape = (model.in_channels, model.input_size, model.input_size)
@@ -200,6 +222,8 @@ def write_manifest(spec: SampleSetSpec, out_dir: Path, path: Path) -> None:
 
 def write_set_grid(out_dir: Path, path: Path, count: int = 64) -> None:
     """A PNG grid of the set's first ``count`` samples."""
+    from ig.images import save_grid
+
     images, k = [], 0
     while sum(len(a) for a in images) < count and shard_path(out_dir, k).exists():
         images.append(load_npz(shard_path(out_dir, k), "sample shard")["arr_0"])
@@ -270,6 +294,8 @@ def shards_to_make(spec: SampleSetSpec, out_dir: Path, shards: Iterable[int]) ->
 
 def make_shards(spec: SampleSetSpec, out_dir: Path, shards: list[int], sampler: Sampler, progress: bool = True) -> None:
     """Sample and write ``shards`` of the set (each atomically), with a progress bar."""
+    from tqdm import tqdm
+
     total = sum(len(spec.indices(k)) for k in shards)
     log.info("sampling %d shard(s), %d images, guidance %s", len(shards), total, spec.guidance.to_dict())
     start = time.perf_counter()
@@ -301,6 +327,8 @@ def guidance_from_args(args: argparse.Namespace) -> Guidance:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ig.distributed import process_context
+
     spec = SampleSetSpec(
         args.checkpoint, guidance_from_args(args), sampling_from_args(args), args.labels, args.ag_checkpoint
     )

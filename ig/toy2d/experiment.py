@@ -27,24 +27,19 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
-
-import torch
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any
 
 from ig.errors import IGError
 from ig.guidance import Guidance, GuidedVelocity
-from ig.sampling.integrators import sample
 from ig.sampling.settings import SamplerSettings
-from ig.toy2d.claims import Claim, check, write_claims
-from ig.toy2d.metrics import DISPLAY, METRICS, evaluate, show
-from ig.toy2d.mixture import OUTLINE_DROP, TreeMixture
-from ig.toy2d.model import NullLabel, ToyDenoiser
-from ig.toy2d.plot import Background, Panel, save_figure
-from ig.toy2d.train import ToyTraining, train
 from ig.utils.io import atomic_path, read_yaml_mapping, write_json
-from ig.utils.seeding import derive_seed
-from ig.utils.seeding import generator as named_generator
+
+# torch and the toy's modules (which import it) are imported where used, so that `ig toy2d --help`
+# needs none of them
+if TYPE_CHECKING:
+    import torch
+
+    from ig.toy2d.claims import Claim
 
 # Scales act on the velocity (the same extrapolation as on the score or the denoiser). The paper
 # states no scales for its toy: IG and autoguidance share 2 (like for like), CFG uses 3. EDM2's
@@ -114,6 +109,8 @@ def table_rows(settings: Settings, guidance: dict[str, Guidance]) -> list[Row]:
 
 def paper_claims(settings: Settings) -> list[Claim]:
     """The paper's statements about its toy figures, as comparisons of table rows."""
+    from ig.toy2d.claims import Claim
+
     late, early = settings.iters, settings.early_iters
 
     def key(name: str, iters: int = late) -> str:
@@ -171,6 +168,16 @@ def run_seed(
     seed: int, settings: Settings, guidance: dict[str, Guidance], tick: Callable[[int], None]
 ) -> tuple[dict[str, dict[str, float]], dict[str, torch.Tensor]]:
     """Train, sample and score every row for one seed; returns metrics and class-A samples per row."""
+    import torch
+
+    from ig.sampling.integrators import sample
+    from ig.toy2d.metrics import evaluate
+    from ig.toy2d.mixture import TreeMixture
+    from ig.toy2d.model import NullLabel, ToyDenoiser
+    from ig.toy2d.train import ToyTraining, train
+    from ig.utils.seeding import derive_seed
+    from ig.utils.seeding import generator as named_generator
+
     tree = TreeMixture()
     levels = tree.outline_levels()
     config = ToyTraining(batch=settings.batch, lam=settings.lam)
@@ -208,6 +215,8 @@ def run_seed(
 
 
 def _worker_seed(seed: int, settings: Settings, guidance: dict[str, Guidance], progress) -> tuple:
+    import torch
+
     torch.set_num_threads(1)
     ticker = _Ticker(progress.put)
     result = run_seed(seed, settings, guidance, ticker)
@@ -217,6 +226,8 @@ def _worker_seed(seed: int, settings: Settings, guidance: dict[str, Guidance], p
 
 def run_all(settings: Settings, guidance: dict[str, Guidance], workers: int) -> list[tuple]:
     """``run_seed`` for every seed, in ``workers`` processes (1: in this process), with a progress bar."""
+    from tqdm import tqdm
+
     total = settings.seeds * work_units(settings, len(table_rows(settings, guidance)))
     with tqdm(total=total, desc="toy2d", unit="step", mininterval=1.0, dynamic_ncols=True) as bar:
         if workers == 1:
@@ -233,6 +244,10 @@ def run_all(settings: Settings, guidance: dict[str, Guidance], workers: int) -> 
 
 def aggregate(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, tuple[float, float]]]:
     """Mean and sample standard deviation over seeds, per row and metric."""
+    import torch
+
+    from ig.toy2d.metrics import METRICS
+
     out = {}
     for key in per_seed[0]:
         out[key] = {}
@@ -261,6 +276,8 @@ def describe(row: Row) -> str:
 
 def write_tables(out_dir: Path, rows: list[Row], stats: dict[str, dict[str, tuple[float, float]]], seeds: int) -> str:
     """``metrics.csv`` (raw means and stds) and ``metrics.md`` (formatted); returns the Markdown."""
+    from ig.toy2d.metrics import DISPLAY, METRICS, show
+
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["method", "model", "iters", "guidance", *(f"{m}_{s}" for m in METRICS for s in ("mean", "std"))])
@@ -291,6 +308,10 @@ def write_figures(
     out_dir: Path, settings: Settings, rows: list[Row], stats: dict, samples: dict[str, torch.Tensor]
 ) -> None:
     """The guidance comparison (every method on the final model) and the training figure."""
+    from ig.toy2d.metrics import show
+    from ig.toy2d.mixture import OUTLINE_DROP, TreeMixture
+    from ig.toy2d.plot import Background, Panel, save_figure
+
     tree = TreeMixture()
     levels = (tree.union.mode_log_prob() - OUTLINE_DROP, tree.outline_levels()[0])
     background = Background(tree, settings.grid, levels)
@@ -330,6 +351,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    import torch
+
+    from ig.toy2d.claims import check, write_claims
+
     settings = QUICK if args.quick else Settings()
     overrides = {k: getattr(args, k) for k in ("seeds", "lam", "omega") if getattr(args, k) is not None}
     settings = replace(settings, **overrides)

@@ -19,7 +19,6 @@ import json
 from pathlib import Path
 
 from ig.train.config import RunConfig
-from ig.train.engine import Segment, run_segment
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ig.train.engine import Segment, run_segment  # imports torch and the models: not for --help
+
     cfg = RunConfig.from_file(args.run_config)
     seg = Segment(
         latents=args.latents,
