@@ -70,6 +70,7 @@ LAYOUT = {
     "readme": "README.md",
     "toy2d": "toy2d",
     "toy2d_table": "toy2d/metrics.md",
+    "toy2d_claims": "toy2d/claims.json",
     "plan": "plan.md",
 }
 

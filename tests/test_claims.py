@@ -72,3 +72,27 @@ def test_claims_report_paper_figures_ours_and_verdicts(ablations, tmp_path):
     assert "every number below is computed" in text and "| **reproduced** |" in text
     assert "- `aux4`: SiT-T/2 with 12 blocks of width 128, head after block 4" in text
     assert json.loads((tmp_path / "README.json").read_text())[0]["claim"] == next(iter(found))
+
+
+def test_the_readme_adds_the_toys_verdicts_and_what_tuning_chose(ablations, tmp_path):
+    fake_results(ablations, {})
+    toy = {"seeds": 4, "claims": [
+        {"statement": "IG removes outliers", "a": "IG @4096", "b": "no guidance @4096", "metric": "outside",
+         "delta": -0.0387, "se": 0.0022, "result": "reproduced"},
+        {"statement": "the interval (0.3, 1] helps IG", "a": "IG interval @4096", "b": "IG @4096",
+         "metric": "outside", "delta": 0.049, "se": 0.002, "result": "not reproduced"},
+    ]}  # fmt: skip
+    trace = {"chosen_index": 1, "chosen_label": "ig3+cfg1.5", "chosen_at_edge": ["ig_scale"],
+             "sampled_images": 2850, "sample_share": 0.339,
+             "candidates": [{"rungs": [{"num_samples": 150, "fid": 4.1, "se": 0.8}]},
+                            {"rungs": [{"num_samples": 600, "fid": 1.234, "se": 0.163}]}]}  # fmt: skip
+    (tmp_path / "claims.json").write_text(json.dumps(toy))
+    (tmp_path / "ig-cfg").mkdir()
+    (tmp_path / "ig-cfg" / "trace.json").write_text(json.dumps(trace))
+    write_claims(ablations, PAPER, tmp_path / "README.md", tmp_path / "claims.json", [tmp_path / "ig-cfg/trace.json"])
+    text = (tmp_path / "README.md").read_text()
+    assert "**Verdicts:** 1 reproduced, 1 not reproduced (of 2)" in text
+    assert "| IG removes outliers | IG @4096 vs no guidance @4096 | outside | -3.9 ± 0.2 | **reproduced** |" in text
+    assert (
+        "| ig-cfg | ig3+cfg1.5 (at the edge of the space in ig_scale) | 1.23 ± 0.16 (600) | 2,850 (2) | 34 % |" in text
+    )

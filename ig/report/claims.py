@@ -29,7 +29,7 @@ import numpy as np
 from ig import campaign as campaign_mod
 from ig.campaign import Campaign, SampleSet
 from ig.models.sizes import model_options, model_spec
-from ig.utils.io import atomic_path, write_json
+from ig.utils.io import atomic_path, read_json, write_json
 
 # The results and their statistics (ig.report.results, ig.evaluation.uncertainty) import pandas,
 # scipy and torch: imported where used, so that `ig claims --help` needs none of them.
@@ -194,7 +194,45 @@ def settings_summary(c: Campaign) -> list[str]:
     return lines
 
 
-def to_markdown(c: Campaign, found: list[Finding], extractor: str | None) -> str:
+def toy_section(claims: dict[str, Any]) -> list[str]:
+    """The 2D toy's verdicts (``ig toy2d``'s ``claims.json``), in the units of its metrics table."""
+    rows = claims["claims"]
+    counts = {o: sum(r["result"] == o for r in rows) for o in dict.fromkeys(r["result"] for r in rows)}
+    lines = [
+        "",
+        "## The 2D toy",
+        "",
+        f"Over {claims['seeds']} seeds, each training its own networks and sampling every method from the same "
+        "noise; a − b per seed, mean ± standard error, the same verdict rule (`toy2d/claims.md` explains the "
+        "metrics). **Verdicts:** " + ", ".join(f"{n} {o}" for o, n in counts.items()) + f" (of {len(rows)}).",
+        "",
+        "| The paper says | a vs b | Metric | a − b ± s.e. | Verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        scale = 100.0 if r["metric"] in ("outside", "confusion") else 1.0  # shares, shown in %
+        lines.append(f"| {r['statement']} | {r['a']} vs {r['b']} | {r['metric']} | "
+                     f"{scale * r['delta']:+.1f} ± {scale * r['se']:.1f} | **{r['result']}** |")  # fmt: skip
+    return lines
+
+
+def tuning_section(traces: dict[str, dict[str, Any]]) -> list[str]:
+    """What ``ig tune`` chose for each target, at what cost against the grid of its candidates."""
+    lines = ["", "## Guidance tuning", "",
+             "| Target | Chosen | FD ± s.e. (samples) | Images sampled (candidates) | Share of the grid's |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for target, t in traces.items():
+        last = t["candidates"][t["chosen_index"]]["rungs"][-1]
+        edge = f" (at the edge of the space in {', '.join(t['chosen_at_edge'])})" if t.get("chosen_at_edge") else ""
+        lines.append(f"| {target} | {t['chosen_label']}{edge} | {last['fid']:.2f} ± {last['se']:.2f} "
+                     f"({last['num_samples']:,}) | {t['sampled_images']:,} ({len(t['candidates'])}) | "
+                     f"{100 * t['sample_share']:.0f} % |")  # fmt: skip
+    return lines
+
+
+def to_markdown(
+    c: Campaign, found: list[Finding], extractor: str | None, toy: dict | None = None, traces: dict | None = None
+) -> str:
     from ig.evaluation.uncertainty import OUTCOMES
     from ig.report.results import METRIC_NAMES
 
@@ -224,6 +262,10 @@ def to_markdown(c: Campaign, found: list[Finding], extractor: str | None) -> str
             f"Our metrics are in the feature space of `{extractor}`, not Inception: compare the direction and "
             "relative size of effects with the paper's, not the values."
         )
+    if toy:
+        lines += toy_section(toy)
+    if traces:
+        lines += tuning_section(traces)
     lines += ["", "## Setting", "", *settings_summary(c)]
     if c.config.get("notes"):
         lines += ["", c.config["notes"].strip()]
@@ -231,14 +273,20 @@ def to_markdown(c: Campaign, found: list[Finding], extractor: str | None) -> str
     return "\n".join(lines) + "\n"
 
 
-def write_claims(c: Campaign, paper_csv: str | Path, out: str | Path) -> list[Finding]:
+def write_claims(
+    c: Campaign, paper_csv: str | Path, out: str | Path, toy: str | Path | None = None, traces: list | None = None
+) -> list[Finding]:
+    """The campaign README (and its findings as JSON beside it), with the toy's verdicts and the
+    tuning results when their files are given."""
     from ig.report.results import load_metrics
 
     found = findings(c, paper_csv)
     extractor = next((m.get("extractor") for m in load_metrics(c).values()), None)
+    toy_claims = read_json(toy, "toy claims") if toy else None
+    tuned = {Path(t).parent.name: read_json(t, "tuning trace") for t in traces or []}
     write_json(Path(out).with_suffix(".json"), [f.__dict__ for f in found])
     with atomic_path(out) as tmp:
-        tmp.write_text(to_markdown(c, found, extractor))
+        tmp.write_text(to_markdown(c, found, extractor, toy_claims, tuned))
     return found
 
 
@@ -246,8 +294,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="workflow config (results/<name>/campaign.yaml)")
     p.add_argument("--paper", default="results/paper/numbers.csv", help="the paper's numbers")
     p.add_argument("--out", required=True, help="report to write (Markdown; a .json beside it)")
+    p.add_argument("--toy-claims", help="claims.json of `ig toy2d`: adds the toy's verdicts")
+    p.add_argument("--tuning-traces", nargs="*", default=[], help="trace.json files of `ig tune`, one per target")
 
 
 def run(args: argparse.Namespace) -> None:
-    for f in write_claims(campaign_mod.load(args.config), args.paper, args.out):
+    found = write_claims(campaign_mod.load(args.config), args.paper, args.out, args.toy_claims, args.tuning_traces)
+    for f in found:
         print(f"{f.outcome:>28}: {f.claim} ({f.ours})")

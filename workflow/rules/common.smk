@@ -315,6 +315,11 @@ def assets_input(wildcards=None):
 
 
 # --- the 2D toy ---------------------------------------------------------------------------
+def toy_claims_input(wildcards=None) -> list[str]:
+    """The toy's verdicts go into the campaign README when the campaign runs the toy."""
+    return [C.path("toy2d_claims")] if config["toy2d"]["enabled"] else []
+
+
 def toy2d_args() -> str:
     toy = config["toy2d"]
     return ("--quick " if toy["quick"] else "") + (f"--seeds {toy['seeds']}" if toy["seeds"] else "")

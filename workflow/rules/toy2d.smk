@@ -4,6 +4,7 @@
 rule toy2d:
     output:
         table=report(C.path("toy2d_table"), category="2D toy", caption="../report/toy2d.rst"),
+        claims=C.path("toy2d_claims"),
         guidance=report(f"{C.path('toy2d')}/toy2d_guidance.png", category="2D toy", caption="../report/toy2d.rst"),
         training=report(f"{C.path('toy2d')}/toy2d_training.png", category="2D toy", caption="../report/toy2d.rst"),
     log:
