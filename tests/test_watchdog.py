@@ -31,6 +31,9 @@ def test_a_process_without_a_snakemake_ancestor_is_not_watched():
     assert snakemake_ancestor() is None  # pytest's own ancestors do not run Snakemake
 
 
+IGNORE_SIGINT = {"default": None, "ignored": lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)}
+
+
 def _find(marker: str) -> int | None:
     """The pid of the ``ig`` process whose command line contains ``marker``."""
     for proc in Path("/proc").iterdir():
@@ -60,9 +63,12 @@ def _wait(condition, timeout: float, what: str):
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def test_a_job_stops_when_the_snakemake_that_started_it_is_killed(tmp_path):
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_a_job_stops_when_the_snakemake_that_started_it_is_killed(tmp_path, sigint):
     """A real Snakemake runs a real ``ig`` command (the 2D toy, minutes long) through its shell;
-    SIGKILL of Snakemake leaves the job orphaned, and its watchdog must stop it within seconds."""
+    SIGKILL of Snakemake leaves the job orphaned, and its watchdog must stop it within seconds. Also
+    when Snakemake was started as a background job of a shell (`nohup snakemake … &`), which
+    starts it, and so every job, with SIGINT ignored."""
     out = tmp_path / "toy"
     (tmp_path / "Snakefile").write_text(
         textwrap.dedent(f"""
@@ -74,7 +80,8 @@ def test_a_job_stops_when_the_snakemake_that_started_it_is_killed(tmp_path):
     )
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # the venv's ig
     main = subprocess.Popen(["snakemake", "-c1", "--directory", str(tmp_path), "-s", str(tmp_path / "Snakefile")],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=IGNORE_SIGINT[sigint])  # fmt: skip
     log = tmp_path / "long.log"
     try:
         job = _wait(lambda: _find(str(out)), 120, "the ig job to start")

@@ -13,11 +13,13 @@ from __future__ import annotations
 import _thread
 import logging
 import os
+import signal
 import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
+GRACE_SECONDS = 60.0  # after the interrupt, how long the job may take to stop before it is ended
 
 
 def _stat(pid: int) -> tuple[int, str] | None:
@@ -53,21 +55,29 @@ def snakemake_ancestor(pid: int | None = None) -> tuple[int, str] | None:
     return None
 
 
-def _watch(pid: int, started: str, stop: threading.Event, poll: float) -> None:
+def _watch(pid: int, started: str, stop: threading.Event, poll: float, grace: float) -> None:
     while not stop.wait(poll):
         stat = _stat(pid)
         if stat is None or stat[1] != started:
             log.error("the Snakemake process that started this job (pid %d) is gone: stopping", pid)
             _thread.interrupt_main()
+            if not stop.wait(grace):  # the main thread did not stop (stuck in native code): exit hard
+                log.error("still running %.0f s later: exiting", grace)
+                os._exit(130)
             return
 
 
-def watch_parent(poll: float = POLL_SECONDS) -> threading.Event | None:
-    """Start watching the Snakemake ancestor, if there is one; setting the returned event stops it."""
+def watch_parent(poll: float = POLL_SECONDS, grace: float = GRACE_SECONDS) -> threading.Event | None:
+    """Start watching the Snakemake ancestor, if there is one; setting the returned event stops it.
+    Call it from the main thread."""
     ancestor = snakemake_ancestor()
     if ancestor is None:
         return None
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        # A shell starts a background job (`nohup snakemake … &`) with SIGINT ignored, and Python then
+        # installs no KeyboardInterrupt handler: interrupt_main() would do nothing without this one.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     log.info("watching Snakemake (pid %d): this job stops if that process is killed", ancestor[0])
     stop = threading.Event()
-    threading.Thread(target=_watch, args=(*ancestor, stop, poll), daemon=True, name="ig-watchdog").start()
+    threading.Thread(target=_watch, args=(*ancestor, stop, poll, grace), daemon=True, name="ig-watchdog").start()
     return stop
