@@ -34,7 +34,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from ig.guidance import Guidance
 from ig.sampling.settings import LABEL_MODES, SamplingSettings, add_sampling_arguments, sampling_from_args
 from ig.utils.io import atomic_path, read_yaml_mapping, write_json
 
+if TYPE_CHECKING:  # the statistics import scipy: not when the workflow plans
+    from ig.evaluation.uncertainty import Difference
+
 log = logging.getLogger(__name__)
 # The dimensions a space may tune, and the guidance each sets.
 DIMENSIONS = ("ig_scale", "ig_interval_low", "cfg_scale", "cfg_interval_high", "ag_scale")
@@ -50,9 +53,15 @@ DIMENSIONS = ("ig_scale", "ig_interval_low", "cfg_scale", "cfg_interval_high", "
 # choice there is not a sign that the space is too small.
 NATURAL_BOUNDS = {"ig_scale": (1.0, None), "cfg_scale": (1.0, None), "ag_scale": (1.0, None),
                   "ig_interval_low": (0.0, 1.0), "cfg_interval_high": (0.0, 1.0)}  # fmt: skip
-HALTON_BASES = (2, 3, 5, 7, 11)  # one per dimension
-_COORDINATES = {"ig_interval_low": ("ig_interval", 0), "cfg_interval_high": ("cfg_interval", 1)}
+HALTON_BASES = (2, 3, 5, 7, 11)  # one per dimension of DIMENSIONS
+HALTON_MAX_BITS = 24  # digit levels cover 2^24 points: every count draws the same permutations
+# interval dimensions: (the Guidance field, which end, the scale that switches that guidance on)
+_COORDINATES = {
+    "ig_interval_low": ("ig_interval", 0, "ig_scale"),
+    "cfg_interval_high": ("cfg_interval", 1, "cfg_scale"),
+}
 METRIC = "fid"
+MAX_PANELS = 6  # a listed dimension with at most this many values gets a panel per value in space.png
 
 
 # --- the space -------------------------------------------------------------------------------------
@@ -95,6 +104,8 @@ class Space:
                 raise IGError("a tuning space with ranges needs a number of candidates (--candidates)")
             points = [dict(zip(self.values, combo, strict=True)) for combo in itertools.product(*self.values.values())]
         else:
+            if count < 1:
+                raise IGError(f"--candidates must be at least 1, got {count}")
             names = [*self.values, *self.ranges]
             unit = scrambled_halton(count, len(names), seed)
             points = []
@@ -119,6 +130,8 @@ class Space:
         ends = {name: (min(v), max(v)) for name, v in self.values.items() if len(v) > 1} | self.ranges
         edges = []
         for name, (low, high) in ends.items():
+            if name in _COORDINATES and g[_COORDINATES[name][2]] == 1.0:
+                continue  # the interval of a guidance that is off (scale 1) means nothing
             value, tolerance = coordinate(g, name), 0.02 * (high - low)
             natural_low, natural_high = NATURAL_BOUNDS[name]
             at_low = value <= low + tolerance and low != natural_low
@@ -131,20 +144,23 @@ class Space:
 def coordinate(g: dict[str, Any], dim: str) -> float:
     """A setting's (``Guidance.to_dict()``) value on one dimension of the space."""
     if dim in _COORDINATES:
-        key, end = _COORDINATES[dim]
+        key, end, _ = _COORDINATES[dim]
         return g[key][end]
     return g[dim]
 
 
 def scrambled_halton(count: int, dims: int, seed: int) -> np.ndarray:
     """``count`` points of the Halton sequence in [0, 1)^dims (one prime base per dimension), each
-    digit level's digits permuted at random (seeded): low discrepancy without the plain sequence's
+    digit level's digits permuted at random (seeded, per dimension, for a fixed number of levels:
+    more candidates extend the same sequence): low discrepancy without the plain sequence's
     correlated dimensions, and no scipy import when the workflow plans."""
-    rng = np.random.default_rng(seed)
+    if dims > len(HALTON_BASES):
+        raise IGError(f"a Halton sequence over {dims} dimensions needs {dims} bases; there are {len(HALTON_BASES)}")
     index = np.arange(1, count + 1)
     points = np.zeros((count, dims))
     for d, base in enumerate(HALTON_BASES[:dims]):
-        for level in range(math.ceil(math.log(count + 1, base)) + 1):
+        rng = np.random.default_rng([seed, d])
+        for level in range(math.ceil(HALTON_MAX_BITS / math.log2(base))):
             digit = index // base**level % base
             points[:, d] += rng.permutation(base)[digit] / base ** (level + 1)
     return points
@@ -201,7 +217,7 @@ def rung_sizes(num_candidates: int, full: int, eta: int, min_samples: int) -> li
     return [first * eta**r for r in range(rungs + 1)]
 
 
-def paired(a: Score, b: Score):
+def paired(a: Score, b: Score) -> Difference:
     """``a − b`` with the error of its per-resample differences (an ``ig.evaluation.uncertainty.Difference``)."""
     from ig.evaluation.uncertainty import Difference  # the statistics import scipy: not at parse time
 
@@ -297,7 +313,8 @@ class SampleScorer:
 
 # --- outputs ---------------------------------------------------------------------------------------
 def plot_space(trace: dict[str, Any], space: Space, path: Path) -> None:
-    """The candidates on the space's first two dimensions, one panel per value of a third: colour =
+    """The candidates on two dimensions of the space (ranges first, then the longest lists), one
+    panel per value of a short listed dimension, any other dimension in the points' labels: colour =
     the rungs a candidate survived, its number = FD at the last rung it reached (at fewer samples for
     those dropped early, so higher: compare colours, not numbers across rungs), the chosen circled."""
     import matplotlib
@@ -305,27 +322,34 @@ def plot_space(trace: dict[str, Any], space: Space, path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    dims = [*space.values, *space.ranges]
+    ranked = sorted(
+        [*space.values, *space.ranges], key=lambda d: (d not in space.ranges, -len(space.values.get(d, ())))
+    )
+    x_dim, y_dim, rest = ranked[0], (ranked[1] if len(ranked) > 1 else None), ranked[2:]
+    panel_dim = min((d for d in rest if d in space.values and len(space.values[d]) <= MAX_PANELS),
+                    key=lambda d: len(space.values[d]), default=None)  # fmt: skip
+    in_labels = [d for d in rest if d != panel_dim]
     candidates = trace["candidates"]
-    panels = sorted({coordinate(c["guidance"], dims[2]) for c in candidates}) if len(dims) > 2 else [None]
+    panels = sorted({coordinate(c["guidance"], panel_dim) for c in candidates}) if panel_dim else [None]
     fig = Figure(figsize=(4 * len(panels) + 1, 3.8), layout="constrained")
     axes = fig.subplots(1, len(panels), sharex=True, sharey=True, squeeze=False)[0]
     rungs = len(trace["schedule"])
     for ax, value in zip(axes, panels, strict=True):
-        shown = [c for c in candidates if value is None or coordinate(c["guidance"], dims[2]) == value]
-        xs = [coordinate(c["guidance"], dims[0]) for c in shown]
-        ys = [coordinate(c["guidance"], dims[1]) if len(dims) > 1 else 0.0 for c in shown]
+        shown = [c for c in candidates if value is None or coordinate(c["guidance"], panel_dim) == value]
+        xs = [coordinate(c["guidance"], x_dim) for c in shown]
+        ys = [coordinate(c["guidance"], y_dim) if y_dim else 0.0 for c in shown]
         reached = [len(c["rungs"]) for c in shown]
         points = ax.scatter(xs, ys, c=reached, vmin=1, vmax=rungs, s=120, cmap="viridis", edgecolors="k")
         for x, y, c in zip(xs, ys, shown, strict=True):
-            ax.annotate(f"{c['rungs'][-1][METRIC]:.2f}", (x, y), xytext=(0, 9), textcoords="offset points",
-                        ha="center", fontsize=7)  # fmt: skip
+            text = "\n".join([f"{c['rungs'][-1][METRIC]:.2f}",
+                              *(f"{d}={coordinate(c['guidance'], d):g}" for d in in_labels)])  # fmt: skip
+            ax.annotate(text, (x, y), xytext=(0, 9), textcoords="offset points", ha="center", fontsize=7)
             if c["label"] == trace["chosen_label"]:
                 ax.scatter([x], [y], s=400, facecolors="none", edgecolors="red", linewidths=2)
-        ax.set_xlabel(dims[0])
-        ax.set_title(f"{dims[2]} = {value:g}" if value is not None else "", fontsize=9)
+        ax.set_xlabel(x_dim)
+        ax.set_title(f"{panel_dim} = {value:g}" if panel_dim else "", fontsize=9)
         ax.margins(0.15)
-    axes[0].set_ylabel(dims[1] if len(dims) > 1 else "")
+    axes[0].set_ylabel(y_dim or "")
     fig.colorbar(points, ax=axes.tolist(), label="rungs reached", ticks=range(1, rungs + 1))
     fig.suptitle(f"successive halving, rungs of {trace['schedule']} samples: {len(candidates)} candidates, "
                  f"chosen {trace['chosen_label']} (numbers: FD at the last rung reached)", fontsize=9)  # fmt: skip

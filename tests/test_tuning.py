@@ -109,6 +109,32 @@ def test_successive_halving_finds_the_known_optimum_with_a_fraction_of_the_grids
     assert len(dropped) == len(candidates) - 1 and all("reason" in c["dropped"] for c in dropped)
 
 
+@pytest.mark.parametrize(
+    "spec,count,width",
+    [
+        ({"ig_scale": [1.0, 2.0, 3.0]}, None, 1),  # one dimension, one panel
+        # the paper's IG + CFG space: two ranges on the axes, a panel per CFG interval end
+        ({"ig_scale": {"range": [1.0, 2.0]}, "cfg_scale": {"range": [1.0, 1.8]},
+          "cfg_interval_high": [0.7, 1.0]}, 16, 2),
+        # four listed dimensions: the two longest on the axes, panels by the shortest, the last one in labels
+        ({"ig_scale": [1.0, 2.0, 3.0], "ig_interval_low": [0.0, 0.3], "cfg_scale": [1.0, 1.5, 2.0],
+          "cfg_interval_high": [0.7, 0.85, 1.0]}, None, 2),
+    ],
+)  # fmt: skip
+def test_the_space_plot_has_a_panel_per_value_of_a_short_listed_dimension(tmp_path, spec, count, width):
+    from PIL import Image
+
+    from ig.tuning import plot_space
+
+    space = Space.from_dict(spec)
+    candidates = space.candidates(count)
+    score, _ = _synthetic()
+    trace = successive_halving(candidates, rung_sizes(len(candidates), 800, 2, 100), 2, score)
+    plot_space(trace, space, tmp_path / "space.png")
+    panels_wide = (Image.open(tmp_path / "space.png").size[0] / 120 - 1) / 4  # figsize 4 per panel + 1, 120 dpi
+    assert round(panels_wide) == width
+
+
 def test_successive_halving_drops_candidates_significantly_worse_than_the_best():
     candidates = Space.from_dict({"ig_scale": [2.0, 2.05, 6.0, 7.0]}).candidates()
     score, _ = _synthetic(shared=0.0, own=0.01)
@@ -171,7 +197,7 @@ def test_tune_writes_trace_choice_and_plot_and_resumes_from_what_it_sampled(tuni
     trace = json.loads((tmp_path / "trace.json").read_text())
     assert trace["schedule"] == [16, 32, 64] and len(trace["candidates"]) == 4
     assert json.loads((tmp_path / "chosen.json").read_text()) == trace["chosen"]
-    assert trace["sampled_images"] == sum(c["rungs"][-1]["num_samples"] for c in trace["candidates"])
+    assert trace["sampled_images"] == 16 * len(set(before) | set(made))  # the shards (of 16) actually sampled
     assert (tmp_path / "space.png").stat().st_size > 0
     made.clear()
     _tune(tuning_inputs, tmp_path)  # everything is there now: nothing is sampled again
