@@ -227,12 +227,15 @@ def test_plan_counts_jobs_and_scales_with_the_budget():
     # SiT-XL/2: 118.6 GMACs per forward (DiT paper) = 237 GFLOPs
     xl = [r for r in p["runs"].values() if r["model"] == "SiT-XL/2"]
     assert xl and all(abs(r["gflops_forward"] - 237.2) < 1.0 for r in xl)
-    # disk: SiT-XL/2 + head is 677.8M float32 parameters (2.71 GB per milestone), the full state 4×;
+    # disk: SiT-XL/2 + head is 677.8M float32 parameters (2.71 GB per milestone), its full state with
+    # AdamW 4× (weights, EMA, two moments), with Muon 3×, three of them at once at most;
     # a 50K set of 256² RGB uint8 images is 9.83 GB
     trained = p["runs"]["sit-xl-ig"]
     assert abs(trained["milestone_gb"] - 677_786_144 * 4 / 1e9) < 1e-9
+    assert trained["full_state_gb"] == pytest.approx(4 * trained["milestone_gb"])
+    assert p["runs"]["ldit-xl-ig"]["full_state_gb"] == pytest.approx(3 * p["runs"]["ldit-xl-ig"]["milestone_gb"])
     assert trained["disk_gb"] == pytest.approx(
-        trained["milestone_gb"] * (len(config["runs"]["sit-xl-ig"]["milestones"]) + 8)
+        trained["milestone_gb"] * (len(config["runs"]["sit-xl-ig"]["milestones"]) + 12)
     )
     assert {round(s["disk_gb"], 2) for s in p["sample_sets"]} == {9.83}
     # doubling the assumed throughput halves the estimate

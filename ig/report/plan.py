@@ -4,8 +4,8 @@ Network FLOPs are counted from the architecture (``ig.models.flops``, no torch);
 / an assumed sustained throughput (``estimates:`` in the config; defaults
 below are for an H100 in bf16 at ~35-40 % of its dense peak). Training costs 3× the forward
 FLOPs per image; a sampling step with CFG inside its interval costs two rows per sample. Disk:
-a milestone holds the EMA weights only; the full training state (weights, EMA and AdamW's two
-moments) exists for the latest milestone and the running segment; sample sets are uint8 images.
+a milestone holds the EMA weights only; the full training state (weights, EMA, optimizer moments)
+exists for the latest milestone and the running segment; sample sets are uint8 images.
 """
 
 from __future__ import annotations
@@ -26,8 +26,12 @@ DEFAULT_ESTIMATES = {
     "eval_images_per_s": 2000.0,  # Inception feature extraction
 }
 WEIGHT_BYTES = 4  # float32
-FULL_STATE_COPIES = 4  # weights, EMA weights, AdamW's first and second moments
-FULL_STATES_KEPT = 2  # the latest milestone's (for the next segment) and the running segment's resume file
+# A full training state holds the weights, the EMA weights and the optimizer's moments per weight:
+# AdamW two, Muon one (its auxiliary Adam's two cover only the few non-matrix parameters).
+MOMENTS = {"adamw": 2, "muon": 1}
+# Full states on disk at once, at most: the previous milestone's (the segment started from it), the
+# resume file, and the new state being written (at a resume save or the milestone).
+FULL_STATES_KEPT = 3
 
 
 def plan(campaign: Campaign) -> dict:
@@ -40,13 +44,14 @@ def plan(campaign: Campaign) -> dict:
         entry = {"model": model_cfg["name"], "gflops_forward": flops / 1e9, "segments": 0, "train_gpu_hours": 0.0,
                  "milestone_gb": milestone_gb, "disk_gb": milestone_gb}  # fmt: skip
         if "train" in spec:
+            full_copies = 2 + MOMENTS[spec["train"]["optimizer"]["kind"]]  # weights, EMA, moments
             images = campaign.milestone_step(run, spec["milestones"][-1]) * spec["train"]["global_batch"]
             entry.update(
                 segments=len(spec["milestones"]),
                 train_images=images,
                 train_gpu_hours=images * 3 * flops / (est["train_tflops"] * 1e12) / 3600,
-                full_state_gb=milestone_gb * FULL_STATE_COPIES,
-                disk_gb=milestone_gb * (len(spec["milestones"]) + FULL_STATES_KEPT * FULL_STATE_COPIES),
+                full_state_gb=milestone_gb * full_copies,
+                disk_gb=milestone_gb * (len(spec["milestones"]) + FULL_STATES_KEPT * full_copies),
             )
         runs[run] = entry
     sets = []
@@ -153,8 +158,8 @@ def format_plan(p: dict) -> str:
         "",
         f"Disk at most: {t['checkpoint_disk_gb'] + t['sample_disk_gb']:,.0f} GB (checkpoints "
         f"{t['checkpoint_disk_gb']:,.0f} GB, sample sets and tuning samples {t['sample_disk_gb']:,.0f} GB; "
-        "latents and the ADM reference not counted). A milestone holds the EMA weights only; the full training state, "
-        f"{FULL_STATE_COPIES}× that, exists for the latest milestone and the running segment.",
+        "latents and the ADM reference not counted). A milestone holds the EMA weights only; a run's full "
+        f"training state (weights, EMA, optimizer moments) exists at most {FULL_STATES_KEPT} times at once.",
         "",
         "| run | model | GFLOPs/img | segments | train images | GPU-h | milestone GB | full state GB | disk GB |",
         "|---|---|---|---|---|---|---|---|---|",
