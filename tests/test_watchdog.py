@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ig.utils.watchdog import is_snakemake, snakemake_ancestor
+from tests.conftest import REPO_ROOT
 
 
 @pytest.mark.parametrize(
@@ -94,3 +95,35 @@ def test_a_job_stops_when_the_snakemake_that_started_it_is_killed(tmp_path, sigi
             main.kill()
     assert "is gone: stopping" in log.read_text() and "ig toy2d: interrupted" in log.read_text()
     assert not (tmp_path / "done").exists()
+
+
+def test_a_job_that_does_not_honour_the_interrupt_is_ended_after_the_grace_period(tmp_path):
+    """The main thread never takes SIGINT (blocked, as if stuck in native code): the watchdog ends the
+    process itself once its grace period is over."""
+    job = textwrap.dedent("""
+        import logging, signal, time
+        logging.basicConfig(level=logging.INFO)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        from ig.utils.watchdog import watch_parent
+        watch_parent(poll=0.1, grace=1.0)
+        time.sleep(60)
+    """)
+    parent = tmp_path / "snakemake"  # the watchdog recognises its ancestor by this name
+    parent.write_text(
+        f"#!{sys.executable}\nimport subprocess, sys, time\n"
+        f"job = subprocess.Popen([sys.executable, '-c', {job!r}], stderr=open({str(tmp_path / 'job.log')!r}, 'w'))\n"
+        f"open({str(tmp_path / 'job.pid')!r}, 'w').write(str(job.pid))\ntime.sleep(60)\n"
+    )
+    parent.chmod(0o755)
+    main = subprocess.Popen([str(parent)], cwd=REPO_ROOT)
+    try:
+        log = tmp_path / "job.log"
+        _wait(lambda: log.exists() and "watching Snakemake" in log.read_text(), 60, "the job's watchdog")
+        pid = int((tmp_path / "job.pid").read_text())
+        main.kill()
+        main.wait()
+        _wait(lambda: not _alive(pid), 30, "the job to be ended")
+    finally:
+        if main.poll() is None:
+            main.kill()
+    assert "is gone: stopping" in log.read_text() and "still running 1 s later: exiting" in log.read_text()

@@ -10,25 +10,26 @@ as the job; the main process on the login node is not an ancestor there (see pro
 
 from __future__ import annotations
 
-import _thread
 import logging
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
 GRACE_SECONDS = 60.0  # after the interrupt, how long the job may take to stop before it is ended
+_FIRED = threading.Event()  # set once the watchdog has interrupted this process
 
 
-def _stat(pid: int) -> tuple[int, str] | None:
-    """(parent pid, start time) of a process, from /proc (None when it is gone or unreadable)."""
+def _stat(pid: int) -> tuple[int, str, str] | None:
+    """(parent pid, start time, state) of a process, from /proc (None when it is gone or unreadable)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(fields[1]), fields[19]
+    return int(fields[1]), fields[19], fields[0]
 
 
 def is_snakemake(argv: list[str]) -> bool:
@@ -55,29 +56,34 @@ def snakemake_ancestor(pid: int | None = None) -> tuple[int, str] | None:
     return None
 
 
-def _watch(pid: int, started: str, stop: threading.Event, poll: float, grace: float) -> None:
-    while not stop.wait(poll):
+def _interrupt_once_fired(signum: int, frame: object) -> None:
+    """SIGINT handler of a job started with SIGINT ignored: still ignored, unless the watchdog sent it."""
+    if _FIRED.is_set():
+        raise KeyboardInterrupt
+
+
+def _watch(pid: int, started: str, poll: float, grace: float) -> None:
+    while True:
+        time.sleep(poll)
         stat = _stat(pid)
-        if stat is None or stat[1] != started:
+        if stat is None or stat[1] != started or stat[2] in "ZX":  # gone, replaced or a zombie
             log.error("the Snakemake process that started this job (pid %d) is gone: stopping", pid)
-            _thread.interrupt_main()
-            if not stop.wait(grace):  # the main thread did not stop (stuck in native code): exit hard
-                log.error("still running %.0f s later: exiting", grace)
-                os._exit(130)
-            return
+            _FIRED.set()
+            # a real signal to the main thread: it also breaks a blocking system call (a lock wait)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            time.sleep(grace)  # a daemon thread: it ends with the process if the main thread stops
+            log.error("still running %.0f s later: exiting", grace)
+            os._exit(130)
 
 
-def watch_parent(poll: float = POLL_SECONDS, grace: float = GRACE_SECONDS) -> threading.Event | None:
-    """Start watching the Snakemake ancestor, if there is one; setting the returned event stops it.
-    Call it from the main thread."""
+def watch_parent(poll: float = POLL_SECONDS, grace: float = GRACE_SECONDS) -> None:
+    """Start watching the Snakemake ancestor, if there is one. Call it from the main thread."""
     ancestor = snakemake_ancestor()
     if ancestor is None:
-        return None
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL):
         # A shell starts a background job (`nohup snakemake … &`) with SIGINT ignored, and Python then
-        # installs no KeyboardInterrupt handler: interrupt_main() would do nothing without this one.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # installs no KeyboardInterrupt handler: the watchdog's signal would do nothing without this.
+        signal.signal(signal.SIGINT, _interrupt_once_fired)
     log.info("watching Snakemake (pid %d): this job stops if that process is killed", ancestor[0])
-    stop = threading.Event()
-    threading.Thread(target=_watch, args=(*ancestor, stop, poll, grace), daemon=True, name="ig-watchdog").start()
-    return stop
+    threading.Thread(target=_watch, args=(*ancestor, poll, grace), daemon=True, name="ig-watchdog").start()
