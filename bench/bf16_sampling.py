@@ -4,8 +4,8 @@ Run by hand, not in CI. Samples one checkpoint twice with the same noise and lab
 with ``--precision fp32`` and ``bf16``, same seed), evaluates both (``ig evaluate``, same
 bootstrap), and reports per metric ``bf16 − fp32`` with the error of the paired difference and its
 verdict: whether the cheaper arithmetic changes the numbers a table would print. The sampling
-times are those of the two ``ig sample`` processes (interleaved shard by shard, so that the load
-of the machine affects both alike). On the embedded default::
+times are those ``ig sample`` reports once its model is loaded (shard by shard, interleaved, so that
+the load of the machine affects both alike). On the embedded default::
 
     python bench/bf16_sampling.py --campaign results/embedded --run ig --milestone ep8 \\
         --guidance-args "--ig-scale 2" --num-samples 3000 --steps 25 --device cpu
@@ -17,27 +17,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from ig.campaign import LAYOUT
+from ig.evaluation.evaluate import METRICS
 from ig.evaluation.uncertainty import paired_difference, verdict
+from ig.sampling.settings import PRECISIONS
 from ig.utils.io import write_json
 
-METRICS = ("fid", "sfid", "is", "precision", "recall")
-PRECISIONS = ("fp32", "bf16")
+SAMPLED = re.compile(r"(\d+) images in ([\d.]+) s")  # ig sample's closing log line
 
 
-def ig(*args: str) -> float:
-    """Run one ``ig`` subcommand; its wall time."""
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "ig", *args], check=True)
-    return time.perf_counter() - start
+def ig(*args: str) -> str:
+    """Run one ``ig`` subcommand; its log (stderr)."""
+    result = subprocess.run([sys.executable, "-m", "ig", *args], check=True, stderr=subprocess.PIPE, text=True)
+    return result.stderr
+
+
+def sampling_seconds(log: str) -> float:
+    """The sampling time ``ig sample`` reports (the model loaded, before writing): imports and loading
+    would dilute the ratio of a small model."""
+    found = SAMPLED.findall(log)
+    if not found:
+        raise SystemExit(f"ig sample did not report its sampling time:\n{log[-2000:]}")
+    return sum(float(seconds) for _, seconds in found)
 
 
 def main() -> None:
@@ -59,7 +69,7 @@ def main() -> None:
     checkpoint = args.campaign / LAYOUT["checkpoint"].format(run=args.run, milestone=args.milestone)
     reference = args.campaign / LAYOUT["reference"]
     extractor = args.extractor or f"classifier:{args.campaign / LAYOUT['classifier']}"
-    shards = range(args.num_samples // args.shard_size)
+    shards = range(math.ceil(args.num_samples / args.shard_size))
     seconds = dict.fromkeys(PRECISIONS, 0.0)
     common = [
         "--checkpoint", str(checkpoint), "--num-samples", str(args.num_samples), "--shard-size",
@@ -69,8 +79,8 @@ def main() -> None:
     for shard in shards:  # interleaved: both precisions see the same load
         for precision in PRECISIONS:
             out = args.work / precision
-            seconds[precision] += ig("sample", *common, "--precision", precision, "--out-dir", str(out),
-                                     "--shard", str(shard))  # fmt: skip
+            log = ig("sample", *common, "--precision", precision, "--out-dir", str(out), "--shard", str(shard))
+            seconds[precision] += sampling_seconds(log)
     metrics = {}
     for precision in PRECISIONS:
         out = args.work / precision

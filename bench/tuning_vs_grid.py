@@ -15,9 +15,10 @@ of each candidate's set, so they are reused, not redrawn), and reports
 Arguments are ``ig tune``'s; e.g. on the embedded default's checkpoint::
 
     python bench/tuning_vs_grid.py --checkpoint results/embedded/runs/ig/ep8.pt \\
-        --space space.yaml --reference results/embedded/evaluation/reference.npz \\
-        --extractor classifier:results/embedded/evaluation/classifier.pt --out-dir /tmp/tuning-vs-grid \\
-        --num-samples 3000 --eta 2 --min-samples 150 --method sde --steps 25 --device cpu
+        --space bench/tuning_space.yaml --reference results/embedded/reference.npz \\
+        --extractor classifier:results/embedded/classifier.pt --out-dir /tmp/tuning-vs-grid \\
+        --num-samples 1504 --eta 2 --min-samples 150 --method sde --steps 25 --batch-size 188 \\
+        --bootstrap 50 --device cpu
 
 Prints and writes one JSON object (``--record``, default
 ``bench/results/tuning-vs-grid-cpu-2core.json``).
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--record", type=Path, default=Path("bench/results/tuning-vs-grid-cpu-2core.json"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    torch_threads = os.environ.get("OMP_NUM_THREADS")
+    omp_threads = os.environ.get("OMP_NUM_THREADS")
     load_start = os.getloadavg()
 
     problem = problem_from_args(args)
@@ -125,7 +126,7 @@ def main() -> None:
             "within_noise": bool(good[uniform_pick]),
         },
         "grid_extra_seconds": round(grid_extra_seconds, 1),
-        "threads": torch_threads,
+        "omp_num_threads": omp_threads,
         "load_average_start_end": [load_start, os.getloadavg()],
         "versions": {"python": platform.python_version(), "numpy": np.__version__},
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
