@@ -10,6 +10,7 @@ import yaml
 from ig.campaign import Campaign, validate
 from ig.evaluation.uncertainty import OUTCOMES, outcome
 from ig.report.claims import crossing_step, write_claims
+from ig.utils.io import write_json
 from tests.fake_results import fake_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,25 +75,28 @@ def test_claims_report_paper_figures_ours_and_verdicts(ablations, tmp_path):
     assert json.loads((tmp_path / "README.json").read_text())[0]["claim"] == next(iter(found))
 
 
-def test_the_readme_adds_the_toys_verdicts_and_what_tuning_chose(ablations, tmp_path):
-    fake_results(ablations, {})
+def test_the_readme_adds_the_toys_verdicts_and_what_tuning_chose(tmp_path, monkeypatch):
+    """The embedded campaign runs the 2D toy and one tuning target: the README reads their results
+    from the campaign's folder."""
+    monkeypatch.chdir(tmp_path)
+    c = Campaign(validate(yaml.safe_load((ROOT / "config/config.yaml").read_text())))
+    fake_results(c, {})
     toy = {"seeds": 4, "claims": [
-        {"statement": "IG removes outliers", "a": "IG @4096", "b": "no guidance @4096", "metric": "outside",
-         "delta": -0.0387, "se": 0.0022, "result": "reproduced"},
+        {"statement": "IG removes outliers", "a": "IG @4096", "b": "no guidance @4096", "result": "reproduced",
+         "shown": {"metric": "outside %", "delta": "-3.9", "se": "0.2"}},
         {"statement": "the interval (0.3, 1] helps IG", "a": "IG interval @4096", "b": "IG @4096",
-         "metric": "outside", "delta": 0.049, "se": 0.002, "result": "not reproduced"},
+         "result": "not reproduced", "shown": {"metric": "outside %", "delta": "4.9", "se": "0.2"}},
     ]}  # fmt: skip
-    trace = {"chosen_index": 1, "chosen_label": "ig3+cfg1.5", "chosen_at_edge": ["ig_scale"],
+    trace = {"metric": "fid", "chosen_index": 1, "chosen_label": "ig3+cfg1.5", "chosen_at_edge": ["ig_scale"],
              "sampled_images": 2850, "sample_share": 0.339,
              "candidates": [{"rungs": [{"num_samples": 150, "fid": 4.1, "se": 0.8}]},
                             {"rungs": [{"num_samples": 600, "fid": 1.234, "se": 0.163}]}]}  # fmt: skip
-    (tmp_path / "claims.json").write_text(json.dumps(toy))
-    (tmp_path / "ig-cfg").mkdir()
-    (tmp_path / "ig-cfg" / "trace.json").write_text(json.dumps(trace))
-    write_claims(ablations, PAPER, tmp_path / "README.md", tmp_path / "claims.json", [tmp_path / "ig-cfg/trace.json"])
+    write_json(c.path("toy2d_claims"), toy)
+    write_json(c.path("tuning_trace", tuning="ig-cfg"), trace)
+    write_claims(c, PAPER, tmp_path / "README.md")
     text = (tmp_path / "README.md").read_text()
     assert "**Verdicts:** 1 reproduced, 1 not reproduced (of 2)" in text
-    assert "| IG removes outliers | IG @4096 vs no guidance @4096 | outside | -3.9 ± 0.2 | **reproduced** |" in text
+    assert "| IG removes outliers | IG @4096 vs no guidance @4096 | outside % | -3.9 ± 0.2 | **reproduced** |" in text
     assert (
         "| ig-cfg | ig3+cfg1.5 (at the edge of the space in ig_scale) | 1.23 ± 0.16 (600) | 2,850 (2) | 34 % |" in text
     )

@@ -210,9 +210,9 @@ def toy_section(claims: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for r in rows:
-        scale = 100.0 if r["metric"] in ("outside", "confusion") else 1.0  # shares, shown in %
-        lines.append(f"| {r['statement']} | {r['a']} vs {r['b']} | {r['metric']} | "
-                     f"{scale * r['delta']:+.1f} ± {scale * r['se']:.1f} | **{r['result']}** |")  # fmt: skip
+        shown = r["shown"]  # the toy's own units
+        lines.append(f"| {r['statement']} | {r['a']} vs {r['b']} | {shown['metric']} | "
+                     f"{float(shown['delta']):+g} ± {shown['se']} | **{r['result']}** |")  # fmt: skip
     return lines
 
 
@@ -222,9 +222,9 @@ def tuning_section(traces: dict[str, dict[str, Any]]) -> list[str]:
              "| Target | Chosen | FD ± s.e. (samples) | Images sampled (candidates) | Share of the grid's |",
              "|---|---|---|---|---|"]  # fmt: skip
     for target, t in traces.items():
-        last = t["candidates"][t["chosen_index"]]["rungs"][-1]
+        last, metric = t["candidates"][t["chosen_index"]]["rungs"][-1], t["metric"]
         edge = f" (at the edge of the space in {', '.join(t['chosen_at_edge'])})" if t.get("chosen_at_edge") else ""
-        lines.append(f"| {target} | {t['chosen_label']}{edge} | {last['fid']:.2f} ± {last['se']:.2f} "
+        lines.append(f"| {target} | {t['chosen_label']}{edge} | {last[metric]:.2f} ± {last['se']:.2f} "
                      f"({last['num_samples']:,}) | {t['sampled_images']:,} ({len(t['candidates'])}) | "
                      f"{100 * t['sample_share']:.0f} % |")  # fmt: skip
     return lines
@@ -254,8 +254,8 @@ def to_markdown(
         "How to read it: ours is the paired difference of sample sets drawn from the same noise and labels; "
         "over several training seeds, the mean of per-seed differences with its Student-t error. A claim is "
         "*reproduced* when the 95 % interval of our difference lies on the paper's side of zero, *not "
-        "reproduced* when it lies on the other side, *inconclusive at this scale* when it contains zero "
-        "(`ig.report.claims.outcome`).",
+        "reproduced* when it lies on the other side, *inconclusive* (at this scale) when it contains zero "
+        "(`ig.evaluation.uncertainty.outcome`).",
     ]
     if extractor and not extractor.startswith("inception"):
         lines.append(
@@ -273,20 +273,18 @@ def to_markdown(
     return "\n".join(lines) + "\n"
 
 
-def write_claims(
-    c: Campaign, paper_csv: str | Path, out: str | Path, toy: str | Path | None = None, traces: list | None = None
-) -> list[Finding]:
-    """The campaign README (and its findings as JSON beside it), with the toy's verdicts and the
-    tuning results when their files are given."""
+def write_claims(c: Campaign, paper_csv: str | Path, out: str | Path) -> list[Finding]:
+    """The campaign README (and its findings as JSON beside it), with the 2D toy's verdicts and what
+    each tuning target chose when the campaign has them."""
     from ig.report.results import load_metrics
 
     found = findings(c, paper_csv)
     extractor = next((m.get("extractor") for m in load_metrics(c).values()), None)
-    toy_claims = read_json(toy, "toy claims") if toy else None
-    tuned = {Path(t).parent.name: read_json(t, "tuning trace") for t in traces or []}
+    toy = read_json(c.path("toy2d_claims"), "the 2D toy's claims") if c.config["toy2d"]["enabled"] else None
+    traces = {t: read_json(c.path("tuning_trace", tuning=t), "tuning trace") for t in c.config["tuning"]}
     write_json(Path(out).with_suffix(".json"), [f.__dict__ for f in found])
     with atomic_path(out) as tmp:
-        tmp.write_text(to_markdown(c, found, extractor, toy_claims, tuned))
+        tmp.write_text(to_markdown(c, found, extractor, toy, traces))
     return found
 
 
@@ -294,11 +292,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="workflow config (results/<name>/campaign.yaml)")
     p.add_argument("--paper", default="results/paper/numbers.csv", help="the paper's numbers")
     p.add_argument("--out", required=True, help="report to write (Markdown; a .json beside it)")
-    p.add_argument("--toy-claims", help="claims.json of `ig toy2d`: adds the toy's verdicts")
-    p.add_argument("--tuning-traces", nargs="*", default=[], help="trace.json files of `ig tune`, one per target")
 
 
 def run(args: argparse.Namespace) -> None:
-    found = write_claims(campaign_mod.load(args.config), args.paper, args.out, args.toy_claims, args.tuning_traces)
-    for f in found:
+    for f in write_claims(campaign_mod.load(args.config), args.paper, args.out):
         print(f"{f.outcome:>28}: {f.claim} ({f.ours})")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ig.evaluation.uncertainty import outcome, seed_difference, verdict
-from ig.toy2d.metrics import LOWER_IS_BETTER, show
+from ig.toy2d.metrics import DISPLAY, LOWER_IS_BETTER, show
 from ig.utils.io import atomic_path, write_json
 
 
@@ -46,6 +46,9 @@ def check(claim: Claim, per_seed: list[dict[str, dict[str, float]]]) -> dict[str
         "interval": list(difference.interval),
         "verdict": judged,
         "result": outcome("matches" if claim.matches else "better", judged),
+        # in the units of the metrics table, for reports that do not import the toy (ig claims)
+        "shown": {"metric": DISPLAY[claim.metric][0], "delta": show(claim.metric, difference.delta),
+                  "se": show(claim.metric, difference.se)},  # fmt: skip
     }
 
 
