@@ -22,7 +22,7 @@ from ig.models.layers import (
     TimestepEmbedder,
     sincos_pos_embed_2d,
 )
-from ig.models.sizes import model_options, model_spec
+from ig.models.sizes import MLP_RATIO, model_options, model_spec
 
 
 class DiT(nn.Module):
@@ -55,7 +55,7 @@ class DiT(nn.Module):
         rope: bool,
         wo_shift: bool,
         flip_time: bool,
-        mlp_ratio: float = 4.0,
+        mlp_ratio: float = MLP_RATIO,
     ):
         super().__init__()
         self.in_channels = in_channels

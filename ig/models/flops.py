@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ig.models.sizes import model_options, model_spec
+from ig.models.sizes import MLP_RATIO, model_options, model_spec
 
 TIME_FREQUENCIES = 256  # the sinusoidal features the time-embedding MLP reads (layers.TimestepEmbedder)
 
@@ -24,7 +24,7 @@ def forward_flops(name: str, **overrides: Any) -> int:
     options = model_options(name, **overrides)
     h, p, channels = spec.hidden_size, spec.patch_size, options["in_channels"]
     tokens = (options["input_size"] // p) ** 2
-    mlp_hidden = int(4.0 * h)
+    mlp_hidden = int(MLP_RATIO * h)
     if options["swiglu"]:
         hidden = int(2 / 3 * mlp_hidden)
         mlp = h * 2 * hidden + hidden * h
@@ -56,7 +56,7 @@ def parameter_count(name: str, **overrides: Any) -> int:
 
     norm = h if options["rmsnorm"] else 0  # RMSNorm has a weight; the blocks' LayerNorm is affine-free
     qk_norm = 2 * head_dim * (1 if options["rmsnorm"] else 2) if options["qk_norm"] else 0
-    mlp_hidden = int(4.0 * h)
+    mlp_hidden = int(MLP_RATIO * h)
     if options["swiglu"]:
         hidden = int(2 / 3 * mlp_hidden)
         mlp = linear(h, 2 * hidden) + linear(hidden, h)

@@ -17,6 +17,8 @@ from timm.layers import Attention, Mlp
 from timm.layers import PatchEmbed as TimmPatchEmbed
 from torch import nn
 
+from ig.models.sizes import MLP_RATIO
+
 
 def modulate(x: torch.Tensor, shift: torch.Tensor | None, scale: torch.Tensor) -> torch.Tensor:
     """adaLN: ``x·(1 + scale) + shift`` per sample; ``shift`` is None for LightningDiT's ``wo_shift``."""
@@ -154,7 +156,7 @@ class DiTBlock(nn.Module):
         self,
         hidden_size: int,
         num_heads: int,
-        mlp_ratio: float = 4.0,
+        mlp_ratio: float = MLP_RATIO,
         *,
         qk_norm: bool = False,
         swiglu: bool = False,

@@ -28,6 +28,7 @@ class ModelSpec:
 
 # depth, hidden size, heads (DiT shapes; "T" is a tiny size for tests and the CPU default)
 SIZES = {"T": (6, 128, 4), "S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
+MLP_RATIO = 4.0  # MLP width / hidden size in every block (SwiGLU takes 2/3 of it)
 # Block after which the intermediate head sits: the paper's choice (block 4 for SiT-B/2, 8 beyond).
 # The release itself hard-codes 8 for every size; ig.models.from_official follows the checkpoint.
 DEFAULT_IG_LAYER = {"T": 2, "S": 4, "B": 4, "L": 8, "XL": 8}
