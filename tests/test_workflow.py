@@ -1,7 +1,8 @@
 """The Snakemake workflow: the paper's DAG plans in a dry run on any machine, writing nothing; config
 files are synced by real runs only; training segments are laid out on one node or across nodes;
-the conda and apptainer deployments resolve; and through the real loopback SLURM the smoke campaign
-survives a training job cancelled mid-segment, and a two-GPU segment starts as two srun tasks."""
+the conda and apptainer deployments resolve; the ablations config runs end to end in its CI cut; and
+through the real loopback SLURM the smoke campaign survives a training job cancelled mid-segment, and
+a two-GPU segment starts as two srun tasks."""
 
 import json
 import os
@@ -92,6 +93,24 @@ def test_config_files_are_synced_by_real_runs_only(tmp_path):
     changed = snakemake(run, tmp_path)
     assert changed.returncode == 0 and campaign.stat().st_mtime_ns > stamp
     assert "rule plan:" in changed.stdout + changed.stderr  # the plan is redone for the new config
+
+
+def test_the_ablations_config_runs_end_to_end_in_its_ci_cut(tmp_path):
+    """config/ablations.yaml with the ablations-ci overlay on real Fashion-MNIST: every stage, table,
+    plot and claim of the full run (training seeds, the curve, steps-to-reach), only smaller."""
+    configs = [str(REPO_ROOT / "config/ablations.yaml"), str(REPO_ROOT / "config/ablations-ci.yaml")]
+    result = snakemake(
+        ["--profile", str(REPO_ROOT / "profiles/local"), "--configfile", *configs], tmp_path, timeout=1500
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    root = tmp_path / "results/ablations-ci"
+    readme = (root / "README.md").read_text()
+    claims = yaml.safe_load((REPO_ROOT / "config/ablations.yaml").read_text())["claims"]
+    assert all(f"| {c['claim']} |" in readme for c in claims)
+    assert "- `baseline`: SiT-T/2 with 12 blocks of width 128, no intermediate head" in readme
+    table = (root / "tables/ablations.md").read_text()
+    assert "| SiT-B/2 (baseline) |" in table and " ± " in table
+    assert all((root / f"plots/{name}.png").is_file() for name in ("training", "ig_scale", "interval", "methods"))
 
 
 def test_training_segments_run_on_one_node_or_as_srun_tasks_across_nodes(tmp_path):
