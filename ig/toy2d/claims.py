@@ -47,8 +47,11 @@ def check(claim: Claim, per_seed: list[dict[str, dict[str, float]]]) -> dict[str
         "verdict": judged,
         "result": outcome("matches" if claim.matches else "better", judged),
         # in the units of the metrics table, for reports that do not import the toy (ig claims)
-        "shown": {"metric": DISPLAY[claim.metric][0], "delta": show(claim.metric, difference.delta),
-                  "se": show(claim.metric, difference.se)},  # fmt: skip
+        "shown": {
+            "metric": DISPLAY[claim.metric][0],
+            "delta": show(claim.metric, difference.delta),
+            "se": show(claim.metric, difference.se),
+        },
     }
 
 
