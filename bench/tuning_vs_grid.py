@@ -12,12 +12,14 @@ of each candidate's set, so they are reused, not redrawn), and reports
   and the chance its pick is within noise of the best, exactly over all draws) and a **uniform
   allocation** (every candidate at budget / candidates samples, the lowest FD taken).
 
-Arguments are ``ig tune``'s; e.g. on the embedded default's checkpoint::
+Arguments are ``ig tune``'s; e.g. on the embedded default's checkpoint and its own tuning space
+(written by the workflow from ``config/config.yaml``, ``tuning: ig-cfg``, which contains the embedded
+guidance grid), with η = 4 so that two rungs prune 14 candidates to one::
 
     python bench/tuning_vs_grid.py --checkpoint results/embedded/runs/ig/ep8.pt \\
-        --space bench/tuning_space.yaml --reference results/embedded/reference.npz \\
+        --space results/embedded/tuning/ig-cfg/space.yaml --reference results/embedded/reference.npz \\
         --extractor classifier:results/embedded/classifier.pt --out-dir /tmp/tuning-vs-grid \\
-        --num-samples 1504 --eta 2 --min-samples 150 --method sde --steps 25 --batch-size 188 \\
+        --num-samples 752 --eta 4 --min-samples 47 --method sde --steps 25 --batch-size 47 \\
         --bootstrap 50 --device cpu
 
 Prints and writes one JSON object (``--record``, default
