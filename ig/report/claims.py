@@ -29,6 +29,7 @@ import numpy as np
 from ig import campaign as campaign_mod
 from ig.campaign import Campaign, SampleSet
 from ig.models.sizes import model_options, model_spec
+from ig.report.tables import decimals
 from ig.utils.io import atomic_path, read_json, write_json
 
 # The results and their statistics (ig.report.results, ig.evaluation.uncertainty) import pandas,
@@ -62,7 +63,8 @@ def _paper_effect(paper, claim: dict) -> tuple[float | None, str]:
     if None in values:
         return None, "–"
     a, b = values
-    return a - b, f"{b:.2f} → {a:.2f} ({a - b:+.2f})"
+    f = f".{decimals(claim['metric'])}f"
+    return a - b, f"{b:{f}} → {a:{f}} ({a - b:+{f}})"
 
 
 def _paper_steps(paper, claim: dict) -> str:
@@ -101,7 +103,8 @@ def compare(c: Campaign, claim: dict, metrics: dict, paper) -> Finding:
     judged = verdict(d, metric)
     low, high = d.interval
     seeds = f", {a.n} seeds" if a.n > 1 else ""
-    ours = f"{b.value:.2f} → {a.value:.2f} ({d.delta:+.2f} ± {d.se:.2f}{seeds}; {judged})"
+    f = f".{decimals(metric)}f"
+    ours = f"{b.value:{f}} → {a.value:{f}} ({d.delta:+{f}} ± {d.se:{f}}{seeds}; {judged})"
     detail = {"a": a.value, "b": b.value, "delta": d.delta, "se": d.se, "interval": [low, high], "dof": d.dof,
               "paired": d.paired, "verdict": judged, "paper_delta": effect}  # fmt: skip
     return Finding(claim["claim"], metric, paper_text, ours, outcome(claim["expect"], judged), detail)

@@ -29,14 +29,15 @@ if TYPE_CHECKING:
 PAPER_VERDICTS = {"better": "ours better", "worse": "ours worse", "within noise": "within noise"}
 
 
-def _decimals(metric: str) -> int:
+def decimals(metric: str) -> int:
+    """Digits every report shows of a metric (precision and recall are shares: three)."""
     return 3 if metric in ("precision", "recall") else 2
 
 
 def format_cell(c: Cell | None, metric: str) -> str:
     if c is None:
         return "–"
-    f = f".{_decimals(metric)}f"
+    f = f".{decimals(metric)}f"
     if c.n > 1:
         sampling = f" (±{c.sampling_se:{f}})" if c.sampling_se is not None else ""
         return f"{c.value:{f}} ± {c.seed_std:{f}}{sampling}"
@@ -48,7 +49,7 @@ def format_difference(d: Difference | None, metric: str, words: dict[str, str] |
 
     if d is None:
         return "–"
-    f = f".{_decimals(metric)}f"
+    f = f".{decimals(metric)}f"
     judged = verdict(d, metric)
     return f"{d.delta:+{f}} ± {d.se:{f}} {(words or {}).get(judged, judged)}"
 
@@ -112,7 +113,7 @@ def to_markdown(table: dict, rows: list[dict], comparisons: list[dict], extracto
             if _has_paper(table):
                 ref = r[f"{m}_paper"]
                 cells += [
-                    "–" if ref is None else f"{ref:.{_decimals(m)}f}",
+                    "–" if ref is None else f"{ref:.{decimals(m)}f}",
                     format_cell(r[m], m),
                     format_difference(r[f"{m}_vs_paper"], m, PAPER_VERDICTS),
                 ]
@@ -191,7 +192,7 @@ def to_latex(table: dict, rows: list[dict], comparisons: list[dict]) -> str:
             if paper:
                 ref, d = r[f"{m}_paper"], r[f"{m}_vs_paper"]
                 cells += [
-                    "--" if ref is None else f"{ref:.{_decimals(m)}f}",
+                    "--" if ref is None else f"{ref:.{decimals(m)}f}",
                     ours,
                     "--" if d is None else f"{d.delta:+.2f}",
                 ]
@@ -202,7 +203,7 @@ def to_latex(table: dict, rows: list[dict], comparisons: list[dict]) -> str:
         cells = [_latex_escape(c["label"])]
         for m in metrics:
             d = c[m]
-            text = "--" if d is None else f"{d.delta:+.{_decimals(m)}f} $\\pm$ {d.se:.{_decimals(m)}f}"
+            text = "--" if d is None else f"{d.delta:+.{decimals(m)}f} $\\pm$ {d.se:.{decimals(m)}f}"
             cells += [""] * (len(per_metric) - 1) + [text]
         body.append(" & ".join(cells) + r" \\")
     return "\n".join(
