@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-export PATH="$PWD/${IG_VENV:-.venv}/bin:$PATH" HF_HUB_OFFLINE=1
+source scripts/venv.sh
+export PATH="$IG_VENV/bin:$PATH" HF_HUB_OFFLINE=1
 
 # A Snakemake killed hard (SIGKILL, a closed terminal) leaves its lock behind; unlock when no other
 # Snakemake runs here, so that a rerun needs no manual step.

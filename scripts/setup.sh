@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 want_tests=0
 [[ "${1:-}" == "--test" ]] && want_tests=1
-VENV=${IG_VENV:-.venv}
+source scripts/venv.sh
+VENV=$IG_VENV
 PYTHON=${IG_PYTHON:-python3.11}
 
 apt_install() {

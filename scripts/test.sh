@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
-export PATH="$PWD/${IG_VENV:-.venv}/bin:$PATH" HF_HUB_OFFLINE=1
+source scripts/venv.sh
+export PATH="$IG_VENV/bin:$PATH" HF_HUB_OFFLINE=1
 if [[ $(id -u) -eq 0 || ${IG_REQUIRE_SLURM:-0} == 1 ]]; then
     if [[ $(id -u) -eq 0 ]]; then bash .ci/slurm-up.sh; else sudo bash .ci/slurm-up.sh; fi
     export IG_REQUIRE_SLURM=1
