@@ -11,6 +11,7 @@
 # (default bench/results/gpu-<device>.json). On a machine without a GPU: bench/gpu.sh --quick.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+command="bench/gpu.sh $*"
 python=${IG_PYTHON:-python}
 device=cuda quick=()
 if [[ "${1:-}" == "--quick" ]]; then device=cpu quick=(--quick); shift; fi
@@ -20,7 +21,6 @@ out=${2:-bench/results/gpu-${name}.json}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-command="bench/gpu.sh $*"
 start=$SECONDS
 timeout 420 "$python" -m ig.bench --device "$device" "${quick[@]}" --threads "$(nproc)" --out "$tmp/ig.json" \
     > "$tmp/ig.log" 2>&1 || echo "gpu.sh: ig.bench failed or timed out; see the record" >&2

@@ -1,6 +1,8 @@
-"""``python -m ig.bench --quick``: every benchmark runs (CI keeps the GPU script from rotting)."""
+"""``bench/gpu.sh --quick`` (``python -m ig.bench --quick`` inside): every benchmark runs, so CI keeps
+the GPU script from rotting."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -12,10 +14,14 @@ from tests.conftest import REPO_ROOT
 
 def test_quick_bench_measures_every_section_without_errors(tmp_path):
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, "-m", "ig.bench", "--quick", "--threads", "1", "--out", str(out)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=REPO_ROOT, check=False)
+    env = os.environ | {"IG_PYTHON": sys.executable}
+    cmd = ["bash", "bench/gpu.sh", "--quick", "", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=REPO_ROOT, env=env, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+    record = json.loads(out.read_text())
+    assert record["command"].startswith("bench/gpu.sh --quick") and "vs_official" not in record
+    report = record["ig"]
+    assert "error" not in report, report
     errors = {f"{s}.{k}": v["error"] for s, part in report.items() if isinstance(part, dict)
               for k, v in part.items() if isinstance(v, dict) and "error" in v}  # fmt: skip
     assert not errors, errors
