@@ -108,7 +108,7 @@ def main() -> None:
         "bf16_speedup": seconds["fp32"] / seconds["bf16"],
         "load_average_end": os.getloadavg(),
         "versions": {"python": platform.python_version()},
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
     }
     write_json(args.record, record)
     for metric, r in rows.items():

@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -131,7 +132,7 @@ def main() -> None:
         "omp_num_threads": omp_threads,
         "load_average_start_end": [load_start, os.getloadavg()],
         "versions": {"python": platform.python_version(), "numpy": np.__version__},
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
     }
     write_json(args.record, record)
     t = record["tuner"]
