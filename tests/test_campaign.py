@@ -69,7 +69,8 @@ def _set_ig_milestones(c, value):
         (lambda c: c["runs"]["ig"].update(seeds=[1]), "give either seeds or train.seed"),
     ],
 )
-def test_bad_configs_fail_with_one_line_when_the_workflow_parses(edit, message):
+def test_bad_configs_fail_with_one_line_when_the_workflow_parses(edit, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no results/ here: a campaign already encoded needs no dataset folder
     config = _config()
     edit(config)
     with pytest.raises(IGError, match=message) as err:
@@ -77,7 +78,8 @@ def test_bad_configs_fail_with_one_line_when_the_workflow_parses(edit, message):
     assert "\n" not in str(err.value)
 
 
-def test_a_missing_dataset_folder_only_warns_in_a_dry_run(capsys):
+def test_a_missing_dataset_folder_only_warns_in_a_dry_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     config = _config()
     config["latents"]["tiny"]["dataset"]["root"] = "/no/such/folder"
     _campaign(config, dry_run=True)
