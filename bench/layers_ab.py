@@ -12,16 +12,14 @@ fastest steps (the steadiest figure on a shared machine), and the largest output
 import argparse
 import importlib.util
 import json
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import ig.models.dit
+from ig.bench import forward_backward, paired_times
 from ig.models import create_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,14 +41,6 @@ def dit_with_layers_of(revision: str):
     dit = importlib.util.module_from_spec(importlib.util.spec_from_loader("dit_at_revision", loader=None))
     exec(compile(dit_source, "dit.py", "exec"), dit.__dict__)
     return dit
-
-
-def step(model, x, t, y, target) -> tuple[float, float]:
-    model.zero_grad(set_to_none=True)
-    wall, cpu = time.perf_counter(), time.process_time()
-    v_final, v_intermediate = model(x, t, y)
-    (F.mse_loss(v_final, target) + 0.5 * F.mse_loss(v_intermediate, target)).backward()
-    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -79,24 +69,22 @@ def main() -> None:
         diff = max((a - b).abs().max().item() for a, b in zip(current(x, t, y), old(x, t, y), strict=True))
     current.train(), old.train()
 
-    times: dict[str, list[tuple[float, float]]] = {"current": [], "baseline": []}
-    for repeat in range(args.repeats + 1):  # the first round warms up and is dropped
-        for label, model in (("current", current), ("baseline", old)):
-            seconds = step(model, x, t, y, target)
-            if repeat:
-                times[label].append(seconds)
-    wall = {k: statistics.median(w for w, _ in v) for k, v in times.items()}
-    cpu = {k: statistics.median(c for _, c in v) for k, v in times.items()}
+    times = paired_times(
+        forward_backward(current, x, t, y, target),
+        forward_backward(old, x, t, y, target),
+        args.repeats,
+        torch.device("cpu"),
+    )
     result = {"model": args.model, "batch": args.batch, "threads": args.threads, "repeats": args.repeats}
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", args.revision], capture_output=True, text=True
     )
     result |= {"baseline_revision": commit.stdout.strip() or args.revision, "torch": torch.__version__}
-    result |= {f"{k}_wall_s": round(wall[k], 4) for k in wall} | {f"{k}_cpu_s": round(cpu[k], 4) for k in cpu}
-    result["ratio"] = round(wall["current"] / wall["baseline"], 3)
-    result["cpu_ratio"] = round(cpu["current"] / cpu["baseline"], 3)
-    fastest = {k: min(c for _, c in v) for k, v in times.items()}
-    result["min_cpu_ratio"] = round(fastest["current"] / fastest["baseline"], 3)
+    result |= {"current_wall_s": round(times["a_s"], 4), "baseline_wall_s": round(times["b_s"], 4)}
+    result |= {"current_cpu_s": round(times["a_cpu_s"], 4), "baseline_cpu_s": round(times["b_cpu_s"], 4)}
+    result["ratio"] = round(1 / times["ratio"], 3)
+    result["cpu_ratio"] = round(1 / times["cpu_ratio"], 3)
+    result["min_cpu_ratio"] = round(1 / times["min_cpu_ratio"], 3)
     result["max_output_diff"] = diff
     json.dump(result, sys.stdout)
     print()

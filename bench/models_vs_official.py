@@ -13,17 +13,16 @@ is ours / theirs (median wall time per step; ``cpu_ratio`` the same for process 
 import argparse
 import importlib.util
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from ig.bench import forward_backward, paired_times
 from ig.models import from_official
 
 BATCH, IG_LAYER, THREADS = 8, 4, 2
+CPU = torch.device("cpu")
 
 
 def load_official_sit(repo: Path) -> torch.nn.Module:
@@ -32,19 +31,6 @@ def load_official_sit(repo: Path) -> torch.nn.Module:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.SiT_models["SiT-B/2"](input_size=32, encoder_depth=IG_LAYER, qk_norm=False, fused_attn=True)
-
-
-def step(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, target: torch.Tensor):
-    """One forward + backward with the release's loss (final MSE + 0.5 · intermediate MSE).
-
-    Returns wall and process CPU seconds; on a shared machine CPU time is the steadier of the two.
-    """
-    model.zero_grad(set_to_none=True)
-    wall, cpu = time.perf_counter(), time.process_time()
-    v_final, v_intermediate = model(x, t, y)[:2]
-    loss = F.mse_loss(v_final, target) + 0.5 * F.mse_loss(v_intermediate, target)
-    loss.backward()
-    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -70,19 +56,14 @@ def main() -> None:
         max_diff = max((a - b).abs().max().item() for a, b in zip(mine, official[:2], strict=True))
     ours.train(), theirs.train()
 
-    times: dict[str, list[tuple[float, float]]] = {"ours": [], "theirs": []}
-    for repeat in range(args.repeats + 1):  # the first round warms up and is dropped
-        for label, model in (("ours", ours), ("theirs", theirs)):
-            seconds = step(model, x, t, y, target)
-            if repeat:
-                times[label].append(seconds)
-    wall = {label: statistics.median(w for w, _ in values) for label, values in times.items()}
-    cpu = {label: statistics.median(c for _, c in values) for label, values in times.items()}
+    times = paired_times(
+        forward_backward(ours, x, t, y, target), forward_backward(theirs, x, t, y, target), args.repeats, CPU
+    )
     result = {"model": "SiT-B/2", "batch": BATCH, "threads": THREADS, "repeats": args.repeats}
-    result |= {f"{label}_wall_s": round(wall[label], 3) for label in wall}
-    result |= {f"{label}_cpu_s": round(cpu[label], 3) for label in cpu}
-    result["ratio"] = round(wall["ours"] / wall["theirs"], 3)
-    result["cpu_ratio"] = round(cpu["ours"] / cpu["theirs"], 3)
+    result |= {"ours_wall_s": round(times["a_s"], 3), "theirs_wall_s": round(times["b_s"], 3)}
+    result |= {"ours_cpu_s": round(times["a_cpu_s"], 3), "theirs_cpu_s": round(times["b_cpu_s"], 3)}
+    result["ratio"] = round(1 / times["ratio"], 3)
+    result["cpu_ratio"] = round(1 / times["cpu_ratio"], 3)
     result["max_output_diff"] = max_diff
     json.dump(result, sys.stdout)
     print()

@@ -25,15 +25,15 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
 import sys
 import tempfile
-import time
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
 
 import torch
 
+from ig.bench import paired_times
 from ig.data.latents import LatentDataset
 from ig.distributed import DistContext
 from ig.train.benchmarks import write_random_latents
@@ -108,25 +108,12 @@ def main() -> None:
         trainer = Trainer(cfg, data, DistContext(0, 1, 0, device))
         n_ours = sum(p.numel() for p in trainer.model.parameters())
         n_official = sum(p.numel() for p in official["model"].parameters())
-        wall: dict[str, list[float]] = {"ours": [], "official": []}
-        cpu: dict[str, list[float]] = {"ours": [], "official": []}
-        for i in range(args.steps + 1):
-            for name, step in (
-                ("ours", lambda: ours_step(trainer)),
-                ("official", lambda: official_step(official, batch, autocast)),
-            ):
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                start, start_cpu = time.perf_counter(), time.process_time()
-                step()
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                if i > 0:  # the first round warms up (and compiles)
-                    wall[name].append(time.perf_counter() - start)
-                    cpu[name].append(time.process_time() - start_cpu)
+        ours, theirs = partial(ours_step, trainer), partial(official_step, official, batch, autocast)
+        times = paired_times(ours, theirs, args.steps, device)
 
-    median = {name: statistics.median(t) for name, t in wall.items()}
-    median_cpu = {name: statistics.median(t) for name, t in cpu.items()}
+    median = {"ours": times["a_s"], "official": times["b_s"]}
+    median_cpu = {"ours": times["a_cpu_s"], "official": times["b_cpu_s"]}
+    wall = {"ours": times["a_all_s"], "official": times["b_all_s"]}
     print(
         json.dumps(
             {

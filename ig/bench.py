@@ -65,14 +65,26 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
 
 
 def paired_times(a: Callable[[], object], b: Callable[[], object], repeats: int, device: torch.device) -> dict:
-    """Median times of ``a`` and ``b`` run alternately (after one warm-up each), and their ratio b / a."""
-    timed(a, device), timed(b, device)
-    ta, tb = [], []
-    for _ in range(repeats):
-        ta.append(timed(a, device))
-        tb.append(timed(b, device))
-    ma, mb = statistics.median(ta), statistics.median(tb)
-    return {"a_s": ma, "b_s": mb, "ratio": mb / ma}
+    """``a`` and ``b`` run alternately ``repeats`` times after one warm-up round each: the median wall
+    seconds and their ratio b / a, the same for process CPU seconds (the steadier figure on a shared
+    machine) with the ratio of the fastest CPU times, and every wall time."""
+    runs: dict[str, list[tuple[float, float]]] = {"a": [], "b": []}
+    for repeat in range(repeats + 1):
+        for key, fn in (("a", a), ("b", b)):
+            cpu = time.process_time()
+            wall = timed(fn, device)
+            if repeat:  # the first round warms up (and compiles)
+                runs[key].append((wall, time.process_time() - cpu))
+    out: dict[str, Any] = {}
+    for key, times in runs.items():
+        out[f"{key}_s"] = statistics.median(w for w, _ in times)
+        out[f"{key}_cpu_s"] = statistics.median(c for _, c in times)
+        out[f"{key}_min_cpu_s"] = min(c for _, c in times)
+        out[f"{key}_all_s"] = [w for w, _ in times]
+    out["ratio"] = out["b_s"] / out["a_s"]
+    out["cpu_ratio"] = out["b_cpu_s"] / out["a_cpu_s"]
+    out["min_cpu_ratio"] = out["b_min_cpu_s"] / out["a_min_cpu_s"]
+    return out
 
 
 def model(name: str, device: torch.device, **overrides) -> torch.nn.Module:
@@ -115,6 +127,19 @@ def train_step(net: torch.nn.Module, batch: int, precision: str, device: torch.d
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
+    return step
+
+
+def forward_backward(model: torch.nn.Module, x, t, y, target) -> Callable[[], None]:
+    """Forward + the release's loss (final MSE + 0.5 · intermediate MSE) + backward, no optimizer, as a
+    callable: what the model comparisons in ``bench/`` time (a release's extra outputs are ignored)."""
+    import torch.nn.functional as F
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        v_final, v_intermediate = model(x, t, y)[:2]
+        (F.mse_loss(v_final, target) + 0.5 * F.mse_loss(v_intermediate, target)).backward()
 
     return step
 
