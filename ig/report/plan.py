@@ -65,7 +65,7 @@ def plan(campaign: Campaign) -> dict:
                 "nfe": len(sampling.sampler.evaluation_times()),
                 "sample_gpu_hours": flops / (est["sample_tflops"] * 1e12) / 3600,
                 "eval_gpu_hours": sampling.num_samples / est["eval_images_per_s"] / 3600,
-                "disk_gb": sampling.num_samples * 3 * image_resolution(campaign, s.run) ** 2 / 1e9,
+                "disk_gb": images_gb(campaign, s.run, sampling.num_samples),
             }
         )
     tuning = {target: tuning_cost(campaign, target, runs, est) for target in campaign.config["tuning"]}
@@ -96,9 +96,10 @@ def plan(campaign: Campaign) -> dict:
     }
 
 
-def image_resolution(campaign: Campaign, run: str) -> int:
-    """The side of the images a run's samples decode to: that of its latent set's dataset."""
-    return campaign.config["latents"][campaign.latents_of(run)]["dataset"]["resolution"]
+def images_gb(campaign: Campaign, run: str, images: int) -> float:
+    """Disk of ``images`` uint8 RGB samples of a run, at the resolution of its latent set's dataset."""
+    resolution = campaign.config["latents"][campaign.latents_of(run)]["dataset"]["resolution"]
+    return images * 3 * resolution**2 / 1e9
 
 
 def network_rows(sampler, g: Guidance) -> int:
@@ -142,7 +143,7 @@ def tuning_cost(campaign: Campaign, target: str, runs: dict, est: dict) -> dict:
         "grid_images": grid,
         "gpu_hours": images * (per_image + seconds_eval),
         "grid_gpu_hours": grid * (per_image + seconds_eval),
-        "disk_gb": images * 3 * image_resolution(campaign, run) ** 2 / 1e9,
+        "disk_gb": images_gb(campaign, run, images),
     }
 
 
