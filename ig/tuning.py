@@ -206,15 +206,17 @@ class Score:
 
 
 def rung_sizes(num_candidates: int, full: int, eta: int, min_samples: int) -> list[int]:
-    """Sample counts of the rungs: ``n0·η^r`` up to the full count, with as many rungs as it takes
-    to halve (η) the candidates down to one, and no rung below ``min_samples``."""
+    """Sample counts of the rungs: ``n0·η^r`` with ``n0 = ⌈full / η^R⌉``, the last rung exactly the
+    full count, with as many rungs R + 1 as it takes to cut (η) the candidates down to one, and no
+    rung below ``min_samples``. Every rung but the last is a whole number of ``n0``-sample shards,
+    so sets grow by whole shards."""
     if eta < 2:
         raise IGError(f"successive halving needs eta >= 2, got {eta}")
     rungs = math.ceil(math.log(num_candidates) / math.log(eta) - 1e-9) if num_candidates > 1 else 0
     while rungs > 0 and math.ceil(full / eta**rungs) < min_samples:
         rungs -= 1
     first = math.ceil(full / eta**rungs)
-    return [first * eta**r for r in range(rungs + 1)]
+    return [first * eta**r for r in range(rungs)] + [full]
 
 
 def paired(a: Score, b: Score) -> Difference:
@@ -424,7 +426,7 @@ def problem_from_args(args: argparse.Namespace) -> Problem:
         raise IGError(f"the reference was made with {reference['extractor']}, not {extractor.identity}; rebuild it")
     candidates = space.candidates(args.candidates, args.space_seed)
     sizes = rung_sizes(len(candidates), sampling.num_samples, args.eta, args.min_samples)
-    sampling = replace(sampling, shard_size=sizes[0])  # every rung is whole shards: sets grow by prefix
+    sampling = replace(sampling, shard_size=sizes[0])  # rungs before the last are whole shards: sets grow by prefix
     sampler = Sampler.load(args.checkpoint, device, args.ag_checkpoint, args.assets_dir)
     scorer = SampleScorer(sampler, args.checkpoint, sampling, args.labels, args.ag_checkpoint, reference, extractor,
                           args.out_dir, args.bootstrap)  # fmt: skip

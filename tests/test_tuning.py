@@ -71,6 +71,7 @@ def test_rung_sizes_grow_by_eta_to_the_full_count_and_respect_the_minimum():
     assert rung_sizes(16, 600, 2, 100) == [150, 300, 600]  # fewer rungs rather than tiny sets
     assert rung_sizes(27, 2700, 3, 50) == [100, 300, 900, 2700]
     assert rung_sizes(1, 500, 3, 50) == [500]
+    assert rung_sizes(14, 600, 4, 32) == [38, 152, 600]  # the last rung is the full count, never more
 
 
 # --- successive halving on a known optimum ------------------------------------------------------------

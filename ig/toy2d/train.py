@@ -62,8 +62,10 @@ def train(
 ) -> dict[int, torch.nn.Module]:
     """Train for ``max(snapshots)`` iterations; return the EMA model at each snapshot iteration."""
     snapshots = sorted(set(snapshots))
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.99))
+    # foreach: on the CPU torch defaults to a per-tensor loop, ~15 % of a step of these tiny nets
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.99), foreach=True)
     ema = copy.deepcopy(model).requires_grad_(False)
+    ema_params, params = list(ema.parameters()), list(model.parameters())
     out: dict[int, torch.nn.Module] = {}
     model.train()
     for i in range(1, snapshots[-1] + 1):
@@ -85,8 +87,7 @@ def train(
         opt.step()
         beta = (1 - 1 / i) ** (config.ema_gamma + 1)
         with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
-                p_ema.lerp_(p, 1 - beta)
+            torch._foreach_lerp_(ema_params, params, 1 - beta)
         if i in snapshots:
             out[i] = copy.deepcopy(ema).eval()
         on_step()
