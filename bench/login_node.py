@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ig.cli import COMMANDS
+from ig.utils.io import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 ROW = re.compile(r"^A (wall s|peak MiB)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", flags=re.M)
@@ -71,10 +72,9 @@ def main() -> None:
     result["dry_run_and_lint_files_written"] = len(written)
     result["ig_version"] = farm_bench(["ig", "--version"], args.runs)
     result["help"] = {name: farm_bench(["ig", name, "--help"], args.help_runs) for name in COMMANDS}
-    text = json.dumps(result, indent=2)
-    print(text)
+    print(json.dumps(result, indent=2))
     if args.out:
-        args.out.write_text(text + "\n")
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from ig.utils.io import write_json
+
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$")
 RULE = re.compile(r"^(?:local)?rule (\w+):$")
 JOBID = re.compile(r"^\s+jobid: (\d+)$")
@@ -91,10 +93,9 @@ def main() -> None:
     for key, label in TIME_V.items():
         if m := re.search(rf"^\s*{re.escape(label)}[^:]*: ([\d.]+)$", text, flags=re.M):
             record[key] = float(m.group(1))
-    text = json.dumps(record, indent=1)
-    print(text)
+    print(json.dumps(record, indent=2))
     if args.out:
-        args.out.write_text(text + "\n")
+        write_json(args.out, record)
 
 
 if __name__ == "__main__":
