@@ -393,7 +393,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", choices=LABEL_MODES, default="random")
     add_sampling_arguments(p)  # --num-samples: the full count, where the winner is confirmed
     p.add_argument("--ag-checkpoint", type=Path, help="weak model checkpoint (for ag_scale)")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: the job's GPU if any, else cpu)")
     p.add_argument("--assets-dir", help="where autoencoder weights resolve (default: $IG_ASSETS or assets)")
 
 

@@ -2,6 +2,10 @@
 # Set up a fresh machine for ig: system packages (as root, via apt) and the Python venv.
 # Idempotent: a second run only checks. Usage: scripts/setup.sh [--test]
 #   --test  also installs the test extras and what the test suite needs (SLURM packages).
+#   IG_TORCH_INDEX=<pip index>  install torch and torchvision (pyproject.toml's versions) from this index
+#           first: PyPI's torch is built for CUDA 13 (driver R580+); where the driver tops out at CUDA 12,
+#           IG_TORCH_INDEX=https://download.pytorch.org/whl/cu126 (profiles/README.md, "Drivers older
+#           than CUDA 13"). Going back to PyPI's build: remove the venv, then run this again without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,9 +36,16 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     echo "setup: creating $VENV with $PYTHON"
     "$PYTHON" -m venv "$VENV"
 fi
-# Reinstall only when the dependency list changed (pyproject.toml is the source of truth).
-stamp="$VENV/.ig-installed-$want_tests-$(sha256sum pyproject.toml | cut -c1-16)"
+# Reinstall only when the dependency list (pyproject.toml is the source of truth) or the torch index changed.
+torch_index=${IG_TORCH_INDEX:-}
+stamp="$VENV/.ig-installed-$want_tests-$({ cat pyproject.toml; printf %s "$torch_index"; } | sha256sum | cut -c1-16)"
 if [[ ! -f "$stamp" ]]; then
+    if [[ -n $torch_index ]]; then
+        # torch==X and torchvision==Y as pinned; `pip install -e .` below keeps them (X+cu126 satisfies ==X).
+        mapfile -t torch_pins < <(grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d '"')
+        echo "setup: pip install ${torch_pins[*]} from $torch_index"
+        "$VENV/bin/pip" install -q --disable-pip-version-check --index-url "$torch_index" "${torch_pins[@]}"
+    fi
     extras=""
     [[ $want_tests -eq 1 ]] && extras="[test]"
     echo "setup: pip install -e .$extras (torch is a large CUDA build: a few minutes the first time)"
@@ -47,4 +58,4 @@ if [[ ! -f "$stamp" ]]; then
     rm -f "$VENV"/.ig-installed-*
     touch "$stamp"
 fi
-echo "setup: ok ($("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)'))"
+echo "setup: ok ($("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__, "for CUDA", torch.version.cuda)'))"

@@ -401,7 +401,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stats-images", type=int, default=10_000, help="images the latent statistics are computed from")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers decoding images")
-    p.add_argument("--device", help="cpu, cuda (the local rank's GPU) or cuda:N (default: cuda if available)")
+    p.add_argument("--device", help="cpu, cuda (this rank's GPU) or cuda:N (default: the job's GPU if any, else cpu)")
     p.add_argument("--skip-corrupt", action="store_true", help="skip (and count) unreadable images instead of failing")
     p.add_argument("--no-progress", action="store_true")
 

@@ -158,7 +158,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extractor", required=True, help="inception:<weights.pth> or classifier:<checkpoint.pt>")
     p.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: the job's GPU if any, else cpu)")
     p.add_argument("--max-samples", type=int, help="evaluate only the first N samples")
     p.add_argument("--pr-k", type=int, default=3, help="neighbourhood size of precision/recall")
     p.add_argument(
@@ -174,8 +174,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ig.distributed import select_device
     from ig.evaluation.extractors import load_extractor
 
+    args.device = select_device(args.device)  # first: a job that cannot use its GPU stops before any work
     samples, source = sample_source(args.samples)
     extractor = load_extractor(args.extractor, args.device)
     if not extractor.has_logits:

@@ -105,20 +105,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-images", type=int, help="use only the first N images for the statistics")
     p.add_argument("--pr-images", type=int, default=10_000, help="reference images for precision/recall")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: the job's GPU if any, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> None:
+    from ig.distributed import select_device
     from ig.evaluation.extractors import load_extractor
     from ig.evaluation.imagesets import DatasetImages, NpzImages
 
+    device = select_device(args.device)  # first: a job that cannot use its GPU stops before any work
     if args.images:
         images: ImageSet = NpzImages(args.images)
         precomputed = precomputed_statistics(images.sources[0]) if len(images.sources) == 1 else None
     else:
         images, precomputed = DatasetImages(args.dataset, args.data_root, args.resolution, args.split), None
-    extractor = load_extractor(args.extractor, args.device)
+    extractor = load_extractor(args.extractor, device)
     arrays = compute_reference(
         images,
         extractor,

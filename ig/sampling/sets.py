@@ -247,7 +247,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         help="a guidance entry (JSON/YAML, e.g. chosen.json of `ig tune`) instead of the flags",
     )
-    p.add_argument("--device", help="cpu, cuda (the local rank's GPU) or cuda:N (default: cuda if available)")
+    p.add_argument("--device", help="cpu, cuda (this rank's GPU) or cuda:N (default: the job's GPU if any, else cpu)")
     p.add_argument("--assets-dir", help="where autoencoder weights resolve (default: $IG_ASSETS or assets)")
     p.add_argument(
         "--manifest", type=Path, help="write this JSON (shards, checksums, provenance) once every shard exists"

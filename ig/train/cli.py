@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     seg.add_argument("--log", type=Path, help="training log of the run, JSONL (default: WORKDIR/training.jsonl)")
     seg.add_argument("--grid", type=Path, help="also write a PNG grid of EMA samples at the milestone")
     seg.add_argument("--tensorboard", type=Path, help="also log to this TensorBoard folder (if installed)")
-    seg.add_argument("--device", help="cpu, cuda (the local rank's GPU) or cuda:N (default: cuda if available)")
+    seg.add_argument("--device", help="cpu, cuda (this rank's GPU) or cuda:N (default: the job's GPU if any, else cpu)")
     seg.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sub = parser.add_argument_group("ad-hoc launch through submitit (not for the workflow)")
