@@ -28,7 +28,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/config.smk"
+include: "workflow/rules/spec.smk"
 include: "workflow/rules/assets.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -51,3 +51,7 @@ localrules:
 rule all:
     input:
         final_outputs(),
+
+
+onerror:
+    partial_report()

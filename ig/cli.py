@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("ig.report.plots", "plots of the results"),
     "claims": ("ig.report.claims", "the paper's claims with ours ± error and a verdict (the campaign README)"),
     "plan": ("ig.report.plan", "compute plan (jobs, GPU-hours) of a workflow config"),
+    "status": ("ig.report.status", "what of a campaign is current, what is out of date and why, and the cost"),
     "toy2d": ("ig.toy2d.experiment", "the 2D tree-mixture experiment"),
     "bench": ("ig.bench", "speed and memory benchmarks (one JSON object)"),
 }

@@ -68,7 +68,7 @@ def import_checkpoint(
     run: str,
     epoch: int,
 ) -> dict:
-    """The milestone (format of ``ig.train.checkpoint``) of an imported release: its weights as the EMA."""
+    """The milestone (format of ``ig.checkpoints``) of an imported release: its weights as the EMA."""
     from ig.models import from_official
 
     model = from_official(model_name, load_release(weights), **overrides)
@@ -104,7 +104,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ig.train.checkpoint import save_milestone
+    from ig.checkpoints import save_milestone
 
     if bool(args.asset) == bool(args.weights):
         raise IGError("give exactly one of --asset and --weights")

@@ -380,7 +380,9 @@ def tune(space: Space, candidates: list[Guidance], sizes: list[int], eta: int, s
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, required=True, help="training checkpoint to tune guidance for")
     p.add_argument(
-        "--space", required=True, help="YAML file: dimensions (lists or {range: [lo, hi]}), optional `fixed`"
+        "--space",
+        required=True,
+        help="YAML file: dimensions (lists or {range: [lo, hi]}), optional `fixed`; or the workflow's tuning spec",
     )
     p.add_argument("--reference", type=Path, required=True, help="reference .npz of `ig reference`")
     p.add_argument("--extractor", required=True, help="inception:<weights.pth> or classifier:<checkpoint.pt>")
@@ -417,6 +419,8 @@ def problem_from_args(args: argparse.Namespace) -> Problem:
     from ig.sampling.sets import Sampler
 
     spec = read_yaml_mapping(args.space, what="tuning space")
+    if spec.get("kind") == "tuning":  # the workflow's job spec (ig.campaign.specs)
+        spec = {**spec["space"], "fixed": spec["fixed"]}
     space = Space.from_dict({k: v for k, v in spec.items() if k != "fixed"}, spec.get("fixed"))
     sampling = sampling_from_args(args)
     device = process_context(args.device).device

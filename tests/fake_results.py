@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ig.campaign import Campaign
+from ig.campaign.specs import sample_job
 from ig.utils.io import file_digest, write_json
 
 
@@ -33,7 +34,9 @@ def fake_results(c: Campaign, values: dict) -> None:
                 "is_se": 0.1,
                 "num_samples": 600,
                 "extractor": "test-features",
+                "spec": c.specs.hash("evaluation"),
                 "samples": {
+                    "spec": c.specs.hash(sample_job(s)),
                     "manifest_sha256": file_digest(manifest),
                     "checkpoint_sha256": file_digest(ckpt),
                     "seed": 0,

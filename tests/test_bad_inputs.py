@@ -37,8 +37,8 @@ def inputs(tmp_path_factory) -> Path:
     a classifier with its reference, a sample set."""
     root = tmp_path_factory.mktemp("inputs")
     _checkpoint(root / "ckpt.pt", seed=0)
+    from ig.checkpoints import load_milestone, save_milestone
     from ig.models import create_model
-    from ig.train.checkpoint import load_milestone, save_milestone
 
     plain = load_milestone(root / "ckpt.pt")
     plain["model_config"] = {**plain["model_config"], "ig_layer": 0}

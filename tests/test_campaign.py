@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ig.campaign import Campaign, SampleSet, validate
+from ig.campaign import TUNING_SEED_OFFSET, Campaign, SampleSet, validate
 from ig.errors import IGError
 from ig.report import plan as plan_mod
 from ig.report.tables import write_tables
@@ -67,6 +67,14 @@ def _set_ig_milestones(c, value):
         (lambda c: c["latents"]["tiny"]["dataset"].update(root="/no/such/folder"), "folder /no/such/folder does not"),
         (lambda c: c["runs"]["ig"].update(seeds=[0, 0]), "lists a seed twice"),
         (lambda c: c["runs"]["ig"].update(seeds=[1]), "give either seeds or train.seed"),
+        (
+            lambda c: c["plots"]["methods"].update(guidance=["none", "ig9"]),
+            "plots.methods.guidance: unknown guidance 'ig9'",
+        ),
+        (lambda c: c["evaluation"]["metrics"].update(bootstrap=1), "evaluation.metrics.bootstrap: 1 is less than"),
+        (lambda c: c["evaluation"]["metrics"].update(bootstrapp=50), "evaluation.metrics: Additional properties"),
+        (lambda c: c["evaluation"]["classifier"].update(epoch=1), "evaluation.classifier: Additional properties"),
+        (lambda c: c["latents"]["tiny"]["autoencoder"]["train"].update(step=5), "autoencoder.train: Additional"),
     ],
 )
 def test_bad_configs_fail_with_one_line_when_the_workflow_parses(edit, message, tmp_path, monkeypatch):
@@ -108,6 +116,11 @@ def test_training_seeds_expand_into_one_run_each():
     assert {s.run for s in sets} == {"baseline", "ig.s0", "ig.s1", "ig.s2"}
     assert c.checkpoint("ig.s2", "ep8") == "results/embedded/runs/ig.s2/ep8.pt"
     assert len(c.row_sets({"run": "ig", "milestone": "ep8", "guidance": "ig2"})) == 3
+    # each training seed its own sampling noise; the first seed shares the single-seed runs'
+    assert [c.sampling(r).seed for r in c.groups["ig"]] == [0, 1, 2] and c.sampling("baseline").seed == 0
+    # ig tune chooses on a held-out stream of sampling seeds, not on the samples the tables report
+    tuning = c.tuning_sampling("ig-cfg")
+    assert tuning.seed not in {c.sampling(r).seed for r in c.runs} and tuning.seed == TUNING_SEED_OFFSET
 
 
 def test_paths_come_from_one_layout_with_wildcards_left_for_rules():
@@ -207,18 +220,38 @@ def test_tables_aggregate_training_seeds_and_judge_over_seeds(tmp_path, monkeypa
     fake_results(c, {("ig", "none"): lambda i, m: [2.0, 2.2, 2.4][i], ("ig", "ig2"): lambda i, m: [1.9, 2.0, 2.3][i]})
     write_tables(c, ROOT / "results/paper/numbers.csv", tmp_path / "tables")
     md = (tmp_path / "tables/s.md").read_text()
-    assert "| ig | 2.20 ± 0.20 (±0.05) |" in md  # mean ± std over 3 seeds (± sampling error)
+    assert "| ig | 2.20 ± 0.12 (3 seeds) |" in md  # mean ± std / √3 over seeds (each its own sampling noise)
     # per-seed differences -0.1, -0.2, -0.1: mean -0.13, se 0.03; Student t with 2 dof: 4.30 × 0.03 > 0.13
     assert "| w=2 vs none | -0.13 ± 0.03 within noise |" in md
 
 
-def test_a_stale_metrics_file_never_reaches_a_table(tmp_path, monkeypatch):
+def test_a_stale_or_missing_cell_is_pending_and_the_others_are_built(tmp_path, monkeypatch):
+    """A retrained checkpoint, a changed guidance scale or a failed evaluation: that cell is pending
+    with its reason (and the repair or the log to read); every other cell is still in the table."""
     monkeypatch.chdir(tmp_path)
-    c = _campaign(_config())
+    config = _config()
+    c = _campaign(config)
     fake_results(c, {})
-    Path(c.checkpoint("ig", "ep8")).write_bytes(b"retrained")  # a train: edit retrained the checkpoint
-    with pytest.raises(IGError, match="is stale: its samples come from an earlier version of the checkpoint"):
-        write_tables(c, ROOT / "results/paper/numbers.csv", tmp_path / "tables")
+    Path(c.checkpoint("baseline", "ep8")).write_bytes(b"retrained")  # samples of an earlier checkpoint
+    Path(c.metrics(SampleSet("ig", "ep8", "cfg1.5", "random"))).unlink()  # its evaluation failed:
+    log = Path(c.log("evaluate", SampleSet("ig", "ep8", "cfg1.5", "random")))
+    log.parent.mkdir(parents=True)
+    log.write_text("Traceback ...")
+    config["guidance"]["ig3"]["ig_scale"] = 3.5  # the config changed since ig3 was sampled
+    c = _campaign(config)
+    write_tables(c, ROOT / "results/paper/numbers.csv", tmp_path / "tables")
+    md = (tmp_path / "tables/embedded.md").read_text()
+    pending = md.split("**Pending**")[1]
+    assert (
+        "`baseline/ep8/none/random`: out of date: its samples come from an earlier version of the checkpoint" in pending
+    )
+    assert (
+        "repair: snakemake <your flags> --force results/embedded/samples/baseline/ep8/none/random/samples.json"
+        in pending
+    )
+    assert f"`ig/ep8/cfg1.5/random`: not evaluated: the evaluate job failed or was interrupted; see {log}" in pending
+    assert "`ig/ep8/ig3/random`: out of date: its samples were made with settings the config no longer has" in pending
+    assert "| + IG w=2 | 3.00 ± 0.05 |" in md and "| + IG w=3 | – |" in md  # built; pending
 
 
 def test_plan_counts_jobs_and_scales_with_the_budget():

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
+from ig.checkpoints import load_for_sampling
 from ig.cli import main
 from ig.data.latents import Normalization
 from ig.release import find_weights
-from ig.train.checkpoint import load_for_sampling
 from tests.test_official import SOURCES, batch_for, float64, official_state, reference_forward  # noqa: F401
 
 

@@ -24,11 +24,11 @@ import pytest
 import torch
 import yaml
 
+from ig.checkpoints import load_for_sampling, load_milestone, load_state
 from ig.data.latents import LatentDataset, map_npz
 from ig.errors import IGError
 from ig.train.batches import BatchPlan, epoch_permutation
 from ig.train.benchmarks import write_random_latents
-from ig.train.checkpoint import load_for_sampling, load_milestone, load_state
 from ig.train.cli import add_arguments
 from ig.train.config import RunConfig
 from ig.train.ema import EMA

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
+from ig.checkpoints import load_state
 from ig.distributed import first_host, launcher_env
-from ig.train.checkpoint import load_state
 from ig.train.config import RunConfig
 from ig.train.engine import run_segment
 from ig.train.log import read_log

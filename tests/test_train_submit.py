@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ig.train.checkpoint import load_milestone, load_state
+from ig.checkpoints import load_milestone, load_state
 from ig.train.cli import add_arguments
 from ig.train.config import RunConfig
 from ig.train.engine import run_segment

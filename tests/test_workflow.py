@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ig.campaign import load
 from tests.conftest import REPO_ROOT
 
 PAPER = ["--configfile", str(REPO_ROOT / "config/paper.yaml")]
@@ -58,8 +59,9 @@ def test_paper_dry_run_plans_every_experiment_and_writes_nothing(tmp_path):
     for target in ("tables", "plots", "toy2d", "fetch_assets", "reference_stats", "latent_manifest"):
         assert target in counts, target
     assert counts["latent_manifest"] == "2"  # SD-VAE and VA-VAE latents
-    # from a fresh folder, the config files a real run writes first are planned as jobs instead
-    assert counts["campaign_config"] == "1" and counts["run_config"] == "8" and "tuning_space" in counts
+    # from a fresh folder, every job's spec (ig.campaign.specs) is planned first, as a local job
+    specs = load(REPO_ROOT / "config/paper.yaml", dry_run=True).specs.jobs()
+    assert counts["spec"] == str(len(specs)) and "tuning/sit-xl-ig" in "\n".join(specs)
     assert files_written(tmp_path) == []
     print(f"paper dry run: {elapsed:.1f} s")
 
@@ -68,31 +70,6 @@ def test_lint_is_clean_and_writes_nothing(tmp_path):
     result = snakemake(["--lint", *PAPER], tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert files_written(tmp_path) == []
-
-
-def test_config_files_are_synced_by_real_runs_only(tmp_path):
-    """campaign.yaml is written while a real run builds its DAG, rewritten only when the config
-    changes (so its mtime dates the change); a dry run only notes a pending change."""
-    config = yaml.safe_load((REPO_ROOT / "config/config.yaml").read_text())
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    run = ["--cores", "1", "results/embedded/plan.md", "--configfile", str(tmp_path / "c.yaml")]
-    first = snakemake(run, tmp_path)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "rule campaign_config" not in first.stdout + first.stderr  # written before any job
-    campaign, plan = tmp_path / "results/embedded/campaign.yaml", tmp_path / "results/embedded/plan.md"
-    assert yaml.safe_load(campaign.read_text())["name"] == "embedded" and plan.is_file()
-    stamp = campaign.stat().st_mtime_ns
-    again = snakemake(run, tmp_path)
-    assert "Nothing to be done" in again.stdout + again.stderr and campaign.stat().st_mtime_ns == stamp
-
-    config["sampling"]["steps"] += 1
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    dry = snakemake(["-n", *run], tmp_path)
-    assert dry.returncode == 0 and campaign.stat().st_mtime_ns == stamp
-    assert f"note: {campaign.relative_to(tmp_path)} differs from the config" in dry.stderr
-    changed = snakemake(run, tmp_path)
-    assert changed.returncode == 0 and campaign.stat().st_mtime_ns > stamp
-    assert "rule plan:" in changed.stdout + changed.stderr  # the plan is redone for the new config
 
 
 def test_the_ablations_config_runs_end_to_end_in_its_ci_cut(tmp_path):
@@ -253,7 +230,7 @@ def test_two_gpu_segment_starts_as_two_srun_tasks_on_the_loopback_cluster(slurm_
     write_random_latents(tmp_path / "results/smoke/latents/tiny", 64, (4, 8, 8), 10)  # instead of encoding
     env = {**slurm_cluster.env, "IG_SLURM_LAUNCHER": "srun"}
     args = ["--profile", str(REPO_ROOT / "profiles/ci-slurm"), "--configfile", str(tmp_path / "c.yaml")]
-    args = ["results/smoke/runs/ig/it20.pt", "--allowed-rules", "train_segment", *args]
+    args = ["results/smoke/runs/ig/it20.pt", "--allowed-rules", "train_segment", "spec", *args]
     result = snakemake(args, tmp_path, env=env, timeout=900)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]

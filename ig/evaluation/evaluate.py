@@ -65,10 +65,34 @@ def sample_source(paths: list[Path]) -> tuple[NpzImages, dict[str, Any]]:
             if not file.is_file() or file_digest(file) != shard["sha256"]:
                 raise IGError(f"{file} does not match its checksum in {paths[0]}; rerun `ig sample` for this set")
         keys = ("checkpoint_sha256", "weak_checkpoint_sha256", "guidance", "sampler", "seed", "labels", "num_samples")
-        source = {"manifest": str(paths[0]), "manifest_sha256": file_digest(paths[0]), **{k: manifest[k] for k in keys}}
+        source = {
+            "manifest": str(paths[0]),
+            "manifest_sha256": file_digest(paths[0]),
+            "spec": manifest.get("spec"),  # the workflow's sample-set spec hash (ig.campaign.specs)
+            **{k: manifest[k] for k in keys},
+        }
         return NpzImages(files), source
     images = NpzImages(paths)
     return images, {"files": images.sources, "sha256": [file_digest(f) for f in images.sources]}
+
+
+def write_grid(samples: NpzImages, path: Path, count: int = 64) -> None:
+    """A PNG grid of the first ``count`` samples: kept with the metrics, also when the shards go."""
+    from ig.images import save_grid
+
+    save_grid(np.concatenate(list(samples.batches(count, limit=count))), path)
+
+
+def drop_shards(paths: list[Path]) -> None:
+    """Free a sample set's disk once it is evaluated: its shards, then its manifest (so the workflow
+    samples it again only when its evaluation must be redone)."""
+    if len(paths) != 1 or paths[0].suffix != ".json":
+        raise IGError("--drop-shards needs the sample set's samples.json")
+    manifest = read_json(paths[0], what="sample manifest")
+    for shard in manifest["shards"]:
+        (paths[0].parent / shard["file"]).unlink(missing_ok=True)
+    paths[0].unlink()
+    log.info("dropped the shards of %s (evaluated)", paths[0].parent)
 
 
 def evaluate(
@@ -169,6 +193,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--bootstrap", type=int, default=20, help="bootstrap resamples for the standard errors")
     p.add_argument("--bootstrap-seed", type=int, default=0)
+    p.add_argument(
+        "--spec",
+        type=Path,
+        help="the workflow's evaluation spec (ig.campaign.specs): its metric settings replace these flags",
+    )
+    p.add_argument("--grid", type=Path, help="also write a PNG grid of the first 64 samples of a samples.json here")
+    p.add_argument(
+        "--drop-shards",
+        action="store_true",
+        help="then delete the sample set's shards and samples.json (the metrics keep their provenance)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--require-is", action="store_true", help="fail instead of reporting IS as null without logits")
 
@@ -178,6 +213,14 @@ def run(args: argparse.Namespace) -> None:
     from ig.evaluation.extractors import load_extractor
 
     args.device = select_device(args.device)  # first: a job that cannot use its GPU stops before any work
+    spec_hash = None
+    if args.spec is not None:
+        from ig.campaign.specs import read_spec
+
+        spec = read_spec(args.spec, "evaluation")
+        for key, value in spec["metrics"].items():
+            setattr(args, key, value)
+        spec_hash = args.spec.stem
     samples, source = sample_source(args.samples)
     extractor = load_extractor(args.extractor, args.device)
     if not extractor.has_logits:
@@ -202,7 +245,11 @@ def run(args: argparse.Namespace) -> None:
         device=args.device,
         progress=not args.no_progress,
     )
-    write_json(args.out, {**metrics, "samples": source})
+    if args.grid is not None:
+        write_grid(samples, args.grid)
+    write_json(args.out, {**metrics, "spec": spec_hash, "samples": source})
+    if args.drop_shards:
+        drop_shards(args.samples)
     log.info(
         "FID %.3f ± %.3f  sFID %.3f ± %.3f  IS %s  P %.4f  R %.4f  (%d samples, %s)",
         metrics["fid"],

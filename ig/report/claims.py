@@ -28,7 +28,7 @@ import numpy as np
 
 from ig import campaign as campaign_mod
 from ig.campaign import Campaign, SampleSet
-from ig.models.sizes import model_options, model_spec
+from ig.models.sizes import model_options
 from ig.report.tables import decimals
 from ig.utils.io import atomic_path, read_json, write_json
 
@@ -165,9 +165,9 @@ KINDS = {"compare": compare, "steps_to_reach": steps_to_reach}
 
 
 def findings(c: Campaign, paper_csv: str | Path) -> list[Finding]:
-    from ig.report.results import load_metrics, load_paper
+    from ig.report.results import load_paper, load_results
 
-    metrics, paper = load_metrics(c), load_paper(paper_csv)
+    metrics, paper = load_results(c).metrics, load_paper(paper_csv)
     return [KINDS[claim["kind"]](c, claim, metrics, paper) for claim in c.config["claims"]]
 
 
@@ -179,12 +179,12 @@ def settings_summary(c: Campaign) -> list[str]:
         if "train" not in spec:
             continue
         model = spec["train"]["model"]
-        options, shape = model_options(**model), model_spec(model["name"])
+        options = model_options(**model)
         seeds = f"{len(runs)} training seeds" if len(runs) > 1 else "1 training seed"
         head = f"head after block {options['ig_layer']}" if options["ig_layer"] else "no intermediate head"
         loss = spec["train"].get("loss", {})
         lines.append(
-            f"- `{name}`: {model['name']} with {options['depth']} blocks of width {shape.hidden_size}, {head}, "
+            f"- `{name}`: {model['name']} with {options['depth']} blocks of width {options['hidden_size']}, {head}, "
             f"λ = {loss.get('lam', 0.5)}, ω = {loss.get('omega', 0.0)}; {spec['train']['global_batch']} images per "
             f"step to {c.milestone_step(runs[0], spec['milestones'][-1]):,} steps; {seeds}"
         )
@@ -279,15 +279,32 @@ def to_markdown(
 def write_claims(c: Campaign, paper_csv: str | Path, out: str | Path) -> list[Finding]:
     """The campaign README (and its findings as JSON beside it), with the 2D toy's verdicts and what
     each tuning target chose when the campaign has them."""
-    from ig.report.results import load_metrics
+    from ig.report.results import load_results, pending_lines
 
     found = findings(c, paper_csv)
-    extractor = next((m.get("extractor") for m in load_metrics(c).values()), None)
-    toy = read_json(c.path("toy2d_claims"), "the 2D toy's claims") if c.config["toy2d"]["enabled"] else None
-    traces = {t: read_json(c.path("tuning_trace", tuning=t), "tuning trace") for t in c.config["tuning"]}
+    results = load_results(c)
+    extractor = next((m.get("extractor") for m in results.metrics.values()), None)
+    toy_path = Path(c.path("toy2d_claims"))
+    toy = read_json(toy_path, "the 2D toy's claims") if c.config["toy2d"]["enabled"] and toy_path.is_file() else None
+    traces = {
+        t: read_json(path, "tuning trace")
+        for t in c.config["tuning"]
+        if (path := Path(c.path("tuning_trace", tuning=t))).is_file()
+    }
     write_json(Path(out).with_suffix(".json"), [f.__dict__ for f in found])
     with atomic_path(out) as tmp:
-        tmp.write_text(to_markdown(c, found, extractor, toy, traces))
+        pending = pending_lines(results)
+        text = to_markdown(c, found, extractor, toy, traces)
+        tmp.write_text(
+            text
+            + (
+                "\n## Pending\n\nClaims marked *not evaluated* wait for these sample sets:\n\n"
+                + "\n".join(pending)
+                + "\n"
+                if pending
+                else ""
+            )
+        )
     return found
 
 

@@ -7,8 +7,8 @@ Each entry of the config's ``plots:`` section is one PNG, ``<out-dir>/<name>.png
 - ``interval`` and ``methods``: bars over the listed guidance settings of one checkpoint
   (interval ablation; IG vs CFG vs both).
 
-Error bars: the sampling standard error for one training seed; the standard deviation over seeds
-for several (the mean over seeds is plotted).
+Error bars: the sampling standard error for one training seed; for several, the standard error of
+their mean (training and sampling noise together; the mean over seeds is plotted).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ig import campaign as campaign_mod
-from ig.errors import IGError
 from ig.utils.io import atomic_path, write_json
 
 # matplotlib and the results (pandas, scipy, torch) are imported where used, so that `ig plot --help`
@@ -26,11 +25,9 @@ from ig.utils.io import atomic_path, write_json
 if TYPE_CHECKING:
     from ig.report.results import Cell
 
-PLOTS = ("training", "ig_scale", "interval", "methods")
-
 
 def _bar(c: Cell) -> float:
-    return (c.seed_std if c.n > 1 else c.sampling_se) or 0.0
+    return c.error.se
 
 
 def _cells(campaign, metrics, run: str, milestone: str, guidance: list[str], labels: str, metric: str) -> list[Cell]:
@@ -42,9 +39,7 @@ def _cells(campaign, metrics, run: str, milestone: str, guidance: list[str], lab
         c = cell(
             campaign.row_sets({"run": run, "milestone": milestone, "guidance": g, "labels": labels}), metrics, metric
         )
-        if c is None:
-            raise IGError(f"plot needs metrics of guidance {g!r} for {run}/{milestone}; add them to evaluations")
-        cells.append(c)
+        cells.append(c)  # None: pending (not evaluated, failed or out of date), left out of the plot
     return cells
 
 
@@ -66,7 +61,7 @@ def _training(ax, campaign, metrics, spec: dict, metric: str, labels: dict) -> N
                 cells.append(c)
                 xs.append(campaign.milestone_step(campaign.groups[run][0], m))
         if not cells:
-            raise IGError(f"plot 'training' has no metrics for run {run!r}; add it to evaluations")
+            continue  # every milestone of the run pending
         ax.errorbar(
             xs,
             [c.value for c in cells],
@@ -83,6 +78,7 @@ def _ig_scale(ax, campaign, metrics, spec: dict, metric: str, labels: dict) -> N
     cells = _cells(
         campaign, metrics, spec["run"], spec["milestone"], spec["guidance"], spec.get("labels", "random"), metric
     )
+    cells = [c for c in cells if c is not None]
     scales = [c.replicates[0]["samples"]["guidance"]["ig_scale"] for c in cells]  # as sampled (tuned ones too)
     order = sorted(range(len(scales)), key=scales.__getitem__)
     ax.errorbar(
@@ -99,8 +95,16 @@ def _bars(ax, campaign, metrics, spec: dict, metric: str, labels: dict) -> None:
     cells = _cells(
         campaign, metrics, spec["run"], spec["milestone"], spec["guidance"], spec.get("labels", "random"), metric
     )
-    names = [spec.get("names", {}).get(g, g) for g in spec["guidance"]]
-    ax.bar(range(len(cells)), [c.value for c in cells], yerr=[_bar(c) for c in cells], capsize=3)
+    names = [
+        spec.get("names", {}).get(g, g) + ("" if c else " (pending)")
+        for g, c in zip(spec["guidance"], cells, strict=True)
+    ]
+    ax.bar(
+        range(len(cells)),
+        [c.value if c else 0.0 for c in cells],
+        yerr=[_bar(c) if c else 0.0 for c in cells],
+        capsize=3,
+    )
     ax.set_xticks(range(len(cells)), names, rotation=30, ha="right")
 
 
@@ -123,7 +127,11 @@ def draw(name: str, spec: dict, campaign, metrics: dict, run_labels: dict, path:
         ax.grid(alpha=0.3)
     fig.suptitle(spec.get("title", name.replace("_", " ")), fontsize=10)
     fig.text(
-        0.01, 0.01, f"features: {extractor}; bars: sampling s.e. (1 seed) or std over seeds", fontsize=6, color="grey"
+        0.01,
+        0.01,
+        f"features: {extractor}; bars: standard error (over seeds: training and sampling noise)",
+        fontsize=6,
+        color="grey",
     )
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -132,9 +140,9 @@ def draw(name: str, spec: dict, campaign, metrics: dict, run_labels: dict, path:
 
 
 def write_plots(campaign: campaign_mod.Campaign, out_dir: str | Path) -> list[Path]:
-    from ig.report.results import load_metrics
+    from ig.report.results import load_results
 
-    metrics = load_metrics(campaign)
+    metrics = load_results(campaign).metrics
     extractor = next((m.get("extractor") for m in metrics.values()), "")
     run_labels = {r: spec.get("label", r) for r, spec in campaign.config["runs"].items()}
     written = []

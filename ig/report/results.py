@@ -1,17 +1,19 @@
 """A campaign's metrics, checked and aggregated: what tables and plots show.
 
-Every metrics file is checked against the files it was computed from before it is shown: its
-``samples.json`` must be the one on disk, and that sample set's checkpoint must be the current
-one (by content digest). A table cell therefore never comes from samples of another checkpoint.
+Every metrics file is checked before it is shown: the specs of its samples and of its evaluation
+must be the config's current ones, and its checkpoint the one on disk (by content digest). A cell
+therefore never comes from samples of another setting or checkpoint; one that is missing, failed or
+out of date is shown as pending, with its reason, and never keeps the other cells from being built.
 
 A table cell stands for a setting of a run; when the run has several training seeds the cell
-aggregates them: the mean over seeds, the standard deviation over seeds, and the sampling error.
+aggregates them: their mean, with an error that holds training and sampling noise (each seed is
+sampled from its own noise, so their spread holds both).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,16 @@ import numpy as np
 import pandas as pd
 
 from ig.campaign import Campaign, SampleSet
+from ig.campaign.specs import sample_job
 from ig.errors import IGError
-from ig.evaluation.uncertainty import Difference, paired_difference, seed_difference
+from ig.evaluation.uncertainty import (
+    Difference,
+    independent_difference,
+    mixed_difference,
+    paired_difference,
+    seed_difference,
+    seed_mean,
+)
 from ig.utils.io import file_digest, read_json
 
 METRICS = ("fid", "sfid", "is", "precision", "recall")
@@ -39,54 +49,97 @@ def current_digest(path: str | Path) -> str:
     return _digest(str(path), stat.st_size, stat.st_mtime_ns)
 
 
-def read_metrics(campaign: Campaign, s: SampleSet) -> dict[str, Any]:
-    """The metrics file of a sample set, after checking that it describes the current samples of the
-    current checkpoint (else a one-line error saying what to rerun)."""
-    path = Path(campaign.metrics(s))
-    if not path.is_file():
-        raise IGError(f"metrics missing: {path}; run the workflow (snakemake) to produce it")
-    metrics = read_json(path, "metrics JSON")
+@dataclass
+class Results:
+    """A campaign's metrics: those that describe the current samples of the current settings, and
+    for every other sample set why it is pending (missing, failed, out of date) and how to repair it."""
+
+    metrics: dict[SampleSet, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    pending: dict[SampleSet, str] = dataclasses.field(default_factory=dict)
+
+
+def stale_reason(campaign: Campaign, s: SampleSet, metrics: dict[str, Any]) -> str | None:
+    """Why a metrics file no longer describes its cell (None: it does). Its sample set's spec and the
+    evaluation's spec must be the config's current ones (``ig.campaign.specs``), and its checkpoint
+    the one on disk."""
     samples = metrics.get("samples", {})
+    if samples.get("spec") != campaign.specs.hash(sample_job(s)):
+        return "its samples were made with settings the config no longer has"
+    if metrics.get("spec") != campaign.specs.hash("evaluation"):
+        return "it was evaluated with settings the config no longer has"
     manifest = Path(campaign.path("sample_manifest", **s.wildcards))
-    stale = None
-    if not manifest.is_file() or samples.get("manifest_sha256") != current_digest(manifest):
-        stale = f"its samples ({manifest}) have changed since"
-    elif samples.get("checkpoint_sha256") != current_digest(campaign.checkpoint(s.run, s.milestone)):
-        stale = "its samples come from an earlier version of the checkpoint"
-    if stale:
-        raise IGError(f"{path} is stale: {stale}; rerun the workflow (or delete {path})")
-    return metrics
+    if manifest.is_file() and samples.get("manifest_sha256") != current_digest(manifest):
+        return f"its samples ({manifest}) were made again since"
+    checkpoint = Path(campaign.checkpoint(s.run, s.milestone))
+    if checkpoint.is_file() and samples.get("checkpoint_sha256") != current_digest(checkpoint):
+        return "its samples come from an earlier version of the checkpoint"
+    return None
 
 
-def load_metrics(campaign: Campaign, missing_ok: bool = False) -> dict[SampleSet, dict[str, Any]]:
-    """The checked metrics of every sample set of the campaign (``missing_ok``: skip absent files)."""
-    out = {}
+def pending_reason(campaign: Campaign, s: SampleSet) -> str:
+    """Why a sample set has no current metrics, with the log to read or the command that repairs it."""
+    path = campaign.metrics(s)
+    if Path(path).is_file():
+        stale = stale_reason(campaign, s, read_json(path, "metrics JSON"))
+        manifest = campaign.path("sample_manifest", **s.wildcards)
+        return f"out of date: {stale}; repair: snakemake <your flags> --force {manifest} {path}"
+    for rule in ("evaluate", "sample"):
+        log = campaign.log(rule, s)
+        if Path(log).is_file():
+            return f"not evaluated: the {rule} job failed or was interrupted; see {log}"
+    return "not evaluated yet: run the workflow"
+
+
+def load_results(campaign: Campaign) -> Results:
+    """The checked metrics of every sample set of the campaign; the others as pending."""
+    results = Results()
     for s in campaign.sample_sets():
-        if missing_ok and not Path(campaign.metrics(s)).is_file():
-            continue
-        out[s] = read_metrics(campaign, s)
-    return out
+        path = Path(campaign.metrics(s))
+        metrics = read_json(path, "metrics JSON") if path.is_file() else None
+        if metrics is not None and stale_reason(campaign, s, metrics) is None:
+            results.metrics[s] = metrics
+        else:
+            results.pending[s] = pending_reason(campaign, s)
+    return results
+
+
+def pending_lines(results: Results, sets: list[SampleSet] | None = None) -> list[str]:
+    """Markdown bullets of the pending sets (of ``sets``, or all)."""
+    return [f"- `{s.key}`: {why}" for s, why in sorted(results.pending.items()) if sets is None or s in sets]
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One metric of one table setting: over ``n`` training seeds, ``value`` (their mean), ``seed_std``
-    (their standard deviation; None for one seed) and ``sampling_se`` (the sampling error: of the
-    one set, or the mean over seeds)."""
+    """One metric of one table setting over its ``n`` training seeds (each sampled from its own noise):
+    the per-seed ``values``, their sampling errors, and the metrics files they come from."""
 
-    value: float
-    sampling_se: float | None
-    seed_std: float | None
-    n: int
+    values: tuple[float, ...]
+    sampling_ses: tuple[float | None, ...]
     replicates: tuple[dict[str, Any], ...]
 
     @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def value(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def seed_std(self) -> float | None:
+        """The spread over training seeds (None for one seed)."""
+        return float(np.std(self.values, ddof=1)) if self.n > 1 else None
+
+    @property
+    def sampling_se(self) -> float | None:
+        """The sampling error of one seed's value (their mean over seeds)."""
+        return None if None in self.sampling_ses else float(np.mean(self.sampling_ses))
+
+    @property
     def error(self) -> Difference:
-        """The cell as a difference from 0: its error for judging it against another number (the
-        sampling error for one seed; the seeds' spread / √n, Student t, for several)."""
-        if self.n > 1:
-            return Difference(self.value, self.seed_std / math.sqrt(self.n), False, self.n - 1)
-        return Difference(self.value, self.sampling_se or 0.0, False)
+        """The cell as a difference from 0, with an error that holds training and sampling noise:
+        :func:`ig.evaluation.uncertainty.seed_mean` (one seed: its sampling error)."""
+        return seed_mean(self.values, [se or 0.0 for se in self.sampling_ses])
 
 
 def cell(sets: list[SampleSet], metrics: dict[SampleSet, dict[str, Any]], metric: str) -> Cell | None:
@@ -94,23 +147,26 @@ def cell(sets: list[SampleSet], metrics: dict[SampleSet, dict[str, Any]], metric
     found = [metrics[s] for s in sets if s in metrics and metrics[s].get(metric) is not None]
     if not found:
         return None
-    values = np.array([m[metric] for m in found])
-    errors = [m.get(f"{metric}_se") for m in found]
-    sampling_se = float(np.mean(errors)) if all(e is not None for e in errors) else None
-    seed_std = float(values.std(ddof=1)) if len(values) > 1 else None
-    return Cell(float(values.mean()), sampling_se, seed_std, len(values), tuple(found))
+    return Cell(tuple(float(m[metric]) for m in found), tuple(m.get(f"{metric}_se") for m in found), tuple(found))
 
 
 def difference(a: Cell, b: Cell, metric: str) -> Difference:
-    """``a − b`` of two cells: paired per training seed (the seed runs in order) and over seeds when
-    both have several; for one seed each, the paired bootstrap difference."""
+    """``a − b`` of two cells. Both over the same training seeds: the mean of the per-seed paired
+    differences (seed i of each run shares its sampling noise), Student t. One seed each: the paired
+    bootstrap difference. Seeds against one seed: the one-seed run shares the first seed's noise
+    (``Campaign.sampling``): :func:`ig.evaluation.uncertainty.mixed_difference`. Otherwise the two
+    cells as independent, Welch–Satterthwaite."""
     if a.n > 1 and a.n == b.n:
         return seed_difference([ma[metric] - mb[metric] for ma, mb in zip(a.replicates, b.replicates, strict=True)])
     if a.n == 1 and b.n == 1:
         return paired_difference(a.replicates[0], b.replicates[0], metric)
-    ea, eb = a.error, b.error
-    dof = min(d for d in (ea.dof, eb.dof) if d is not None) if (ea.dof or eb.dof) else None
-    return Difference(a.value - b.value, math.hypot(ea.se, eb.se), False, dof)
+    if a.n == 1 or b.n == 1:
+        seeded, single, sign = (a, b, 1.0) if b.n == 1 else (b, a, -1.0)
+        pair = paired_difference(seeded.replicates[0], single.replicates[0], metric)
+        ses = [se or 0.0 for se in seeded.sampling_ses]
+        d = mixed_difference(seeded.values, ses, single.sampling_ses[0] or 0.0, 0, pair)
+        return d if sign > 0 else -d
+    return independent_difference(a.error, b.error)
 
 
 def load_paper(path: str | Path) -> pd.DataFrame:

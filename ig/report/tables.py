@@ -1,9 +1,10 @@
 """``ig table``: each configured table as Markdown, CSV and LaTeX, every number with its error.
 
 A row is a setting (run, milestone, guidance, labels); each metric cell reads ``value ± error``:
-for one training seed the sampling (bootstrap) standard error, for several the mean ± the standard
-deviation over seeds, with the mean sampling error in parentheses. Where the row names a paper
-number, the paper's value and ours − paper follow, with whether ours is within noise of it.
+for one training seed the sampling (bootstrap) standard error, for several the mean over seeds ±
+its standard error (training and sampling noise together: each seed has its own sampling noise).
+Where the row names a paper number, the paper's value and ours − paper follow, with whether ours
+is within noise of it.
 
 A table's ``comparisons`` are paired differences ``a − b`` (same sampling seeds, so shared noise
 cancels), each ``Δ ± error`` with a verdict from :func:`ig.evaluation.uncertainty.verdict`.
@@ -39,8 +40,7 @@ def format_cell(c: Cell | None, metric: str) -> str:
         return "–"
     f = f".{decimals(metric)}f"
     if c.n > 1:
-        sampling = f" (±{c.sampling_se:{f}})" if c.sampling_se is not None else ""
-        return f"{c.value:{f}} ± {c.seed_std:{f}}{sampling}"
+        return f"{c.value:{f}} ± {c.error.se:{f}} ({c.n} seeds)"
     return f"{c.value:{f}}" + (f" ± {c.sampling_se:{f}}" if c.sampling_se is not None else "")
 
 
@@ -133,10 +133,14 @@ def legend(rows: list[dict], extractor: str | None) -> str:
     seeds = max((r["seeds"] for r in rows), default=1)
     text = "Ours: value ± sampling standard error (bootstrap over generated samples)"
     if seeds > 1:
-        text += "; over several training seeds: mean ± std over seeds (± mean sampling error)"
+        text += (
+            "; over several training seeds, each sampled from its own noise: their mean ± its standard error "
+            "(the spread over seeds / √n: training and sampling noise together)"
+        )
     text += (
         ". Differences: ± their standard error (paired: same sampling seeds; over seeds: their spread / √n), "
-        "and whether the 95 % interval excludes 0 (`ig.evaluation.uncertainty.verdict`)."
+        "and whether the 95 % interval excludes 0 (`ig.evaluation.uncertainty.verdict`); seeds against one "
+        "seed: the one seed shares the first seed's noise (`mixed_difference`)."
     )
     if extractor:
         text += f" Feature space: `{extractor}`."
@@ -155,7 +159,8 @@ def to_csv(table: dict, rows: list[dict], comparisons: list[dict]) -> str:
             c, d = r[m], r[f"{m}_vs_paper"]
             record |= {
                 m: None if c is None else c.value,
-                f"{m}_se": None if c is None else c.sampling_se,
+                f"{m}_se": None if c is None else c.error.se,  # the ± shown: training and sampling noise
+                f"{m}_sampling_se": None if c is None else c.sampling_se,
                 f"{m}_seed_std": None if c is None else c.seed_std,
                 f"{m}_paper": r[f"{m}_paper"],
                 f"{m}_minus_paper": None if d is None else d.delta,
@@ -230,10 +235,21 @@ def _latex_escape(text: str) -> str:
     return text
 
 
-def write_tables(campaign: campaign_mod.Campaign, paper_csv: str | Path, out_dir: str | Path) -> list[Path]:
-    from ig.report.results import load_metrics, load_paper
+def pending_section(results, campaign: campaign_mod.Campaign, table: dict) -> str:
+    """The table's cells that are pending (shown as –), each with why and what to do."""
+    from ig.report.results import pending_lines
 
-    metrics = load_metrics(campaign)
+    sets = [s for row in table["rows"] for s in campaign.row_sets(row["ours"])]
+    sets += [s for c in table.get("comparisons", []) for side in ("a", "b") for s in campaign.row_sets(c[side])]
+    lines = pending_lines(results, sets)
+    return "\n**Pending** (shown as –):\n\n" + "\n".join(lines) + "\n" if lines else ""
+
+
+def write_tables(campaign: campaign_mod.Campaign, paper_csv: str | Path, out_dir: str | Path) -> list[Path]:
+    from ig.report.results import load_paper, load_results
+
+    results = load_results(campaign)
+    metrics = results.metrics
     paper = load_paper(paper_csv)
     extractor = next((m.get("extractor") for m in metrics.values()), None)
     written = []
@@ -243,7 +259,7 @@ def write_tables(campaign: campaign_mod.Campaign, paper_csv: str | Path, out_dir
         for suffix, text in (
             (".csv", to_csv(table, rows, comparisons)),
             (".tex", to_latex(table, rows, comparisons)),
-            (".md", to_markdown(table, rows, comparisons, extractor)),  # last: the workflow's declared output
+            (".md", to_markdown(table, rows, comparisons, extractor) + pending_section(results, campaign, table)),
         ):
             with atomic_path(base.with_suffix(suffix)) as tmp:
                 tmp.write_text(text)

@@ -38,7 +38,6 @@ from ig.guidance import Guidance, GuidedVelocity
 from ig.sampling.settings import LABEL_MODES, SamplingSettings, add_sampling_arguments, sampling_from_args
 from ig.utils.io import (
     file_digest,
-    load_npz,
     npz_problem,
     provenance_array,
     read_yaml_mapping,
@@ -199,8 +198,8 @@ def sample_shard(
     }
 
 
-def write_manifest(spec: SampleSetSpec, out_dir: Path, path: Path) -> None:
-    """Describe a complete sample set: what made it, and a checksum per shard."""
+def write_manifest(spec: SampleSetSpec, out_dir: Path, path: Path, spec_hash: str | None = None) -> None:
+    """Describe a complete sample set: what made it (with the workflow's spec hash), and a checksum per shard."""
     shards = []
     for k in range(spec.num_shards):
         file = shard_path(out_dir, k)
@@ -209,6 +208,7 @@ def write_manifest(spec: SampleSetSpec, out_dir: Path, path: Path) -> None:
         path,
         {
             "format": MANIFEST_FORMAT,
+            "spec": spec_hash,
             "num_samples": spec.sampling.num_samples,
             "shard_size": spec.sampling.shard_size,
             **spec.inputs,
@@ -218,17 +218,6 @@ def write_manifest(spec: SampleSetSpec, out_dir: Path, path: Path) -> None:
             "shards": shards,
         },
     )
-
-
-def write_set_grid(out_dir: Path, path: Path, count: int = 64) -> None:
-    """A PNG grid of the set's first ``count`` samples."""
-    from ig.images import save_grid
-
-    images, k = [], 0
-    while sum(len(a) for a in images) < count and shard_path(out_dir, k).exists():
-        images.append(load_npz(shard_path(out_dir, k), "sample shard")["arr_0"])
-        k += 1
-    save_grid(np.concatenate(images)[:count], path)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -247,12 +236,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         help="a guidance entry (JSON/YAML, e.g. chosen.json of `ig tune`) instead of the flags",
     )
+    p.add_argument(
+        "--spec",
+        type=Path,
+        help="the workflow's sample-set spec (ig.campaign.specs): guidance, sampling settings and labels "
+        "come from it instead of the flags (a tuned guidance from --guidance-file)",
+    )
     p.add_argument("--device", help="cpu, cuda (this rank's GPU) or cuda:N (default: the job's GPU if any, else cpu)")
     p.add_argument("--assets-dir", help="where autoencoder weights resolve (default: $IG_ASSETS or assets)")
     p.add_argument(
         "--manifest", type=Path, help="write this JSON (shards, checksums, provenance) once every shard exists"
     )
-    p.add_argument("--grid", type=Path, help="also write a PNG grid of the first 64 samples here")
 
 
 @dataclass
@@ -270,8 +264,8 @@ class Sampler:
     def load(
         cls, checkpoint: Path, device: torch.device, weak_checkpoint: Path | None = None, assets_dir: str | None = None
     ) -> Sampler:
+        from ig.checkpoints import load_for_sampling
         from ig.data.autoencoders import load_autoencoder
-        from ig.train.checkpoint import load_for_sampling
 
         model, meta = load_for_sampling(checkpoint, device)
         weak = load_for_sampling(weak_checkpoint, device)[0] if weak_checkpoint else None
@@ -326,12 +320,30 @@ def guidance_from_args(args: argparse.Namespace) -> Guidance:
     )
 
 
+def spec_from_args(args: argparse.Namespace) -> tuple[SampleSetSpec, str | None]:
+    """The sample set the arguments describe, and the hash of the workflow spec it came from (if any)."""
+    if args.spec is None:
+        spec = SampleSetSpec(
+            args.checkpoint, guidance_from_args(args), sampling_from_args(args), args.labels, args.ag_checkpoint
+        )
+        return spec, None
+    from ig.campaign.specs import read_spec
+
+    job = read_spec(args.spec, "sample")
+    if "tuned" in job["guidance"]:
+        if args.guidance_file is None:
+            raise IGError(f"{args.spec} samples a tuned guidance: give its chosen.json as --guidance-file")
+        guidance = guidance_from_args(args)
+    else:
+        guidance = Guidance.from_dict(job["guidance"])
+    sampling = SamplingSettings.from_dict(job["sampling"])
+    return SampleSetSpec(args.checkpoint, guidance, sampling, job["labels"], args.ag_checkpoint), args.spec.stem
+
+
 def run(args: argparse.Namespace) -> None:
     from ig.distributed import process_context
 
-    spec = SampleSetSpec(
-        args.checkpoint, guidance_from_args(args), sampling_from_args(args), args.labels, args.ag_checkpoint
-    )
+    spec, spec_hash = spec_from_args(args)
     wanted = args.shard if args.shard else range(spec.num_shards)
     bad = [k for k in wanted if not 0 <= k < spec.num_shards]
     if bad:
@@ -346,8 +358,5 @@ def run(args: argparse.Namespace) -> None:
         sampler = Sampler.load(spec.checkpoint, ctx.device, spec.weak_checkpoint, args.assets_dir)
         make_shards(spec, args.out_dir, todo, sampler, progress=ctx.rank == 0)
     # Whichever process finds every shard in place finishes the set (the last one to finish).
-    if is_complete(spec, args.out_dir):
-        if args.grid:
-            write_set_grid(args.out_dir, args.grid)
-        if args.manifest:
-            write_manifest(spec, args.out_dir, args.manifest)
+    if args.manifest and is_complete(spec, args.out_dir):
+        write_manifest(spec, args.out_dir, args.manifest, spec_hash)

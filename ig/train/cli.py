@@ -23,7 +23,15 @@ from ig.train.config import RunConfig
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     seg = parser.add_argument_group("segment")
-    seg.add_argument("--run-config", type=Path, required=True, help="run config (YAML/JSON), see ig.train.config")
+    config = seg.add_mutually_exclusive_group(required=True)
+    config.add_argument("--run-config", type=Path, help="run config (YAML/JSON), see ig.train.config")
+    config.add_argument("--spec", type=Path, help="the workflow's run spec (ig.campaign.specs): the run config")
+    seg.add_argument(
+        "--execution",
+        type=json.loads,
+        default={},
+        help="JSON of run config keys that do not change the weights (name, cadences, device batch), over the spec's",
+    )
     seg.add_argument("--latents", type=Path, required=True, help="latent folder written by `ig encode`")
     seg.add_argument("--out", type=Path, required=True, help="milestone checkpoint to write (.pt)")
     seg.add_argument(
@@ -56,7 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from ig.train.engine import Segment, run_segment  # imports torch and the models: not for --help
 
-    cfg = RunConfig.from_file(args.run_config)
+    if args.spec is not None:
+        from ig.campaign.specs import read_spec
+
+        cfg = RunConfig.from_dict({**read_spec(args.spec, "run")["train"], **args.execution})
+    else:
+        cfg = RunConfig.from_dict({**RunConfig.from_file(args.run_config).to_dict(), **args.execution})
     seg = Segment(
         latents=args.latents,
         out=args.out,

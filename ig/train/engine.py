@@ -18,7 +18,7 @@ requeue or ``--retries`` reruns one segment, not the run). Inside a segment noth
   reruns from the last resume file, and on CPU ends bit-identical to an uninterrupted run.
 - **End.** The full state (``state.pt`` in the workdir), then the lean milestone (``--out``: EMA
   weights and what sampling needs), the optional sample grid; then the resume file and the
-  previous milestone's full state are removed (``ig.train.checkpoint``). A non-finite loss stops
+  previous milestone's full state are removed (``ig.checkpoints``). A non-finite loss stops
   the segment before the step is applied, keeping the last good resume file.
 """
 
@@ -41,6 +41,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
 
 from ig import distributed
+from ig.checkpoints import (
+    capture_rng,
+    load_milestone,
+    load_state,
+    restore_rng,
+    save_milestone,
+    save_state,
+    training_state_of,
+)
 from ig.data.latents import LatentDataset
 from ig.distributed import DistContext
 from ig.errors import IGError
@@ -51,15 +60,6 @@ from ig.models import create_model
 from ig.sampling.integrators import sample
 from ig.sampling.settings import SamplerSettings
 from ig.train.batches import BatchPlan, micro_batch_seed
-from ig.train.checkpoint import (
-    capture_rng,
-    load_milestone,
-    load_state,
-    restore_rng,
-    save_milestone,
-    save_state,
-    training_state_of,
-)
 from ig.train.config import EXECUTION_KEYS, RunConfig
 from ig.train.ema import EMA
 from ig.train.log import LOSS_KEYS, TrainingLog
@@ -108,8 +108,6 @@ class Trainer:
         self.cfg, self.data, self.ctx = cfg, data, ctx
         self.plan = BatchPlan.build(cfg.global_batch, ctx.world_size, ctx.rank, cfg.max_device_batch)
         self.steps_per_epoch = self.plan.steps_per_epoch(data.num_images)
-        if ctx.device.type == "cuda":  # as both releases
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         seed_everything(derive_seed(cfg.seed, "init"))
         self.model = create_model(**cfg.model).to(ctx.device)
         _check_model_fits_data(self.model, data)

@@ -3,7 +3,7 @@
 
 rule claims:
     input:
-        campaign=campaign_file,
+        campaign=campaign_spec,
         metrics=[C.metrics(s) for s in SETS],
         paper=PAPER_NUMBERS,
         toy=toy_claims_input,  # ig claims reads these from the campaign's folder

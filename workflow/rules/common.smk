@@ -1,19 +1,17 @@
 # Config validation and the input functions every rule uses. The campaign itself (runs,
 # milestones, sample sets, and the path of every file) is ig.campaign, shared with `ig table`,
 # `ig plot`, `ig plan` and `ig tune`; rules take their paths from C.path.
-import functools
 import json
 import os
 import re
 import shlex
+import subprocess
 import sys
-from pathlib import Path
 
-import yaml
-
-from ig.campaign import Campaign, milestone_target, validate
+from ig.campaign import Campaign, SampleSet, milestone_target, validate
+from ig.campaign.layout import log_file
+from ig.campaign.specs import sample_job, write_spec
 from ig.errors import IGError
-from ig.utils.io import write_text_if_changed
 
 DRY_RUN = any(
     arg in ("-n", "--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg) for arg in sys.argv[1:]
@@ -34,8 +32,7 @@ PAPER_NUMBERS = workflow.source_path("../../results/paper/numbers.csv")
 
 
 def log_path(rule: str, name: str) -> str:
-    """Every rule's log: logs/<campaign>/<rule>/<name>.log."""
-    return f"logs/{config['name']}/{rule}/{name}.log"
+    return log_file(config["name"], rule, name)
 
 
 def q(value) -> str:
@@ -43,55 +40,56 @@ def q(value) -> str:
     return shlex.quote(str(value))
 
 
-# Parts of the config as files (the resolved campaign, each run's training config, each tuning
-# space): rules depend on them, and since a file is rewritten only when its content changes, its
-# mtime tells Snakemake exactly when the tables, a run's checkpoints or a tuning are out of date.
-# They are brought up to date while the DAG of a real run is built, by the input functions below;
-# a dry run or --lint writes nothing (where a file does not exist yet, its local rule in
-# config.smk is planned instead), and jobs on compute nodes leave them alone.
-def config_text(key: str, **wildcards) -> str:
-    """The content of config file ``key`` (a campaign layout key) as YAML."""
-    if key == "campaign":
-        part = config
-    elif key == "run_config":
-        part = C.run_config(wildcards["run"]).to_dict()
-    else:
-        spec = config["tuning"][wildcards["tuning"]]
-        part = {**spec["space"], "fixed": spec["fixed"]}
-    return yaml.safe_dump(part, sort_keys=False)
+# Job specs (ig.campaign.specs): every rule takes the spec of what decides its output as an input,
+# at a path named after the spec's hash. A changed spec is a new path, which the local rule `spec`
+# (spec.smk) writes: so a job reruns exactly when its spec changed, and the dry run plans the same
+# jobs as the real run. Reformatting or reordering the config changes no spec.
+def spec(job: str) -> str:
+    """Path of a job's spec (the job's key, e.g. ``sample/ig/ep8/ig2/random``)."""
+    return C.specs.path(job)
 
 
-def write_config_file(path: str, key: str, **wildcards) -> None:
-    write_text_if_changed(path, config_text(key, **wildcards))
+def spec_of(pattern: str):
+    """An input function: the spec of the job named by ``pattern`` with the rule's wildcards."""
+    return lambda wildcards: spec(pattern.format(**wildcards))
 
 
-@functools.cache
-def config_file(key: str, **wildcards) -> str:
-    """Path of config file ``key``: brought up to date by the main process of a real run; a dry run
-    only notes that a real run would rewrite it (and redo what depends on it)."""
-    path = C.path(key, **wildcards)
-    if workflow.remote_exec:
-        return path
-    if not workflow.dryrun:
-        write_config_file(path, key, **wildcards)
-    elif os.path.exists(path) and Path(path).read_text() != config_text(key, **wildcards):
-        print(
-            f"note: {path} differs from the config: a real run rewrites it and redoes what depends on it",
-            file=sys.stderr,
+def campaign_spec(wildcards=None) -> str:
+    return spec("campaign")
+
+
+# Guard rail: `--forcerun train_segment` (or --forceall) replans every finished segment of every
+# run (on the paper ~1,260 GPU-hours). A real run that would do so stops here with one line, unless
+# IG_ALLOW_RETRAIN=1; a dry run (the preview) goes on. README: how to redo one segment or one run.
+def forced_rules(argv: list[str]) -> set[str]:
+    """The rules that --forcerun/-R name, or {"*"} for --forceall/-F."""
+    forced, taking = set(), False
+    for arg in argv:
+        if arg in ("--forceall", "-F"):
+            return {"*"}
+        if arg.startswith("--forcerun="):
+            forced.update(arg.split("=", 1)[1].split(","))
+        taking = arg in ("--forcerun", "-R") or (taking and not arg.startswith("-"))
+        if taking and not arg.startswith("-"):
+            forced.add(arg)
+    return forced
+
+
+def check_forced_retraining() -> None:
+    forced = forced_rules(sys.argv[1:])
+    if DRY_RUN or not ({"*", "train_segment"} & forced) or os.environ.get("IG_ALLOW_RETRAIN") == "1":
+        return
+    done = [(run, m) for run in C.runs if not C.is_imported(run) for m in C.milestones(run)]
+    done = [(run, m) for run, m in done if os.path.exists(C.checkpoint(run, m))]
+    if done:
+        raise WorkflowError(
+            f"this would retrain {len(done)} finished training segment(s); to redo one segment or run see the "
+            "README ('Rerunning what failed'), preview with -n, or set IG_ALLOW_RETRAIN=1 to go on"
         )
-    return path
 
 
-def campaign_file(wildcards=None) -> str:
-    return config_file("campaign")
-
-
-def run_config_file(wildcards) -> str:
-    return config_file("run_config", run=wildcards.run)
-
-
-def tuning_space_file(wildcards) -> str:
-    return config_file("tuning_space", tuning=wildcards.tuning)
+if not workflow.remote_exec:
+    check_forced_retraining()
 
 
 # `snakemake -n` prints what the campaign will cost (jobs, estimated GPU-hours) before the DAG.
@@ -163,8 +161,18 @@ def latent_shards(wildcards):
 
 
 def flags(options: dict) -> str:
-    """A config mapping as command-line flags: {max_steps: 5} -> --max-steps 5."""
-    return " ".join(f"--{key.replace('_', '-')} {q(value)}" for key, value in options.items())
+    """A config mapping as command-line flags: {max_steps: 5} -> --max-steps 5; a list gives one
+    word per item, true a bare switch, false nothing."""
+
+    def flag(key: str, value) -> str:
+        name = f"--{key.replace('_', '-')}"
+        if isinstance(value, bool):
+            return name if value else ""
+        if isinstance(value, list):
+            return " ".join([name, *(q(v) for v in value)])
+        return f"{name} {q(value)}"
+
+    return " ".join(filter(None, (flag(key, value) for key, value in options.items())))
 
 
 def parent_dir(name: str):
@@ -182,7 +190,7 @@ def parent_dir(name: str):
 def segment_inputs(wildcards):
     latents = C.latents_of(wildcards.run)
     inputs = {
-        "run_config": run_config_file(wildcards),
+        "spec": spec(f"run/{wildcards.run}"),
         "latents": C.path("latent_manifest", latents=latents),
     }
     prev = C.previous(wildcards.run, wildcards.milestone)
@@ -239,8 +247,13 @@ def tensorboard_dir(wildcards) -> str:
 
 
 def segment_args(wildcards, input) -> str:
+    """The segment's end, its start, and the run's execution keys (cadences, device batch: they
+    may change between segments and are not part of the run's spec)."""
     unit, value = milestone_target(wildcards.milestone)
     args = f"--until-{unit} {value}"
+    execution = C.execution_settings(wildcards.run)
+    if execution:
+        args += f" --execution {q(json.dumps(execution, sort_keys=True))}"
     if "init" in input.keys():
         args += f" --init {q(input.init)}"
     return args
@@ -267,14 +280,15 @@ def import_args(wildcards) -> str:
 
 # --- sampling -----------------------------------------------------------------------------
 def sample_inputs(wildcards):
-    inputs = {"checkpoint": C.checkpoint(wildcards.run, wildcards.milestone)}
-    target = C.tuned_target(wildcards.guidance)
+    s = SampleSet(**wildcards)
+    inputs = {"spec": spec(sample_job(s)), "checkpoint": C.checkpoint(s.run, s.milestone)}
+    target = C.tuned_target(s.guidance)
     if target is not None:
         inputs["tuned"] = C.path("tuned", tuning=target)
-    weak = C.weak_model(wildcards.guidance)
+    weak = C.weak_model(s.guidance)
     if weak is not None:
         inputs["weak"] = C.checkpoint(*weak)
-    latents = C.latents_of(wildcards.run)
+    latents = C.latents_of(s.run)
     if config["latents"][latents]["autoencoder"]["kind"] == "tiny":
         inputs["autoencoder"] = C.path("autoencoder", latents=latents)
     elif config["assets"]:
@@ -283,14 +297,10 @@ def sample_inputs(wildcards):
 
 
 def sample_args(wildcards, input) -> str:
-    args = [flags(C.sampling(wildcards.run).to_dict()), f"--labels {wildcards.labels}", f"--assets-dir {q(ASSETS)}"]
+    """The input files a sample set's spec names (its settings are in the spec)."""
+    args = [f"--assets-dir {q(ASSETS)}"]
     if "tuned" in input.keys():
         args.append(f"--guidance-file {q(input.tuned)}")
-    else:
-        g = C.guidance(wildcards.guidance)
-        for name in ("ig", "cfg", "ag"):
-            low, high = getattr(g, f"{name}_interval")
-            args.append(f"--{name}-scale {getattr(g, f'{name}_scale')} --{name}-interval {low} {high}")
     if "weak" in input.keys():
         args.append(f"--ag-checkpoint {q(input.weak)}")
     return " ".join(args)
@@ -307,6 +317,10 @@ def extractor_arg() -> str:
     if config["evaluation"]["extractor"] == "classifier":
         return q(f"classifier:{C.path('classifier')}")
     return q(f"inception:{ASSETS}/torch-fidelity/weights-inception-2015-12-05-6726825d.pth")
+
+
+def drop_shards_flag() -> str:
+    return "--drop-shards" if config["evaluation"]["drop_shards"] else ""
 
 
 def assets_input(wildcards=None):
@@ -337,3 +351,23 @@ def tune_args(wildcards) -> str:
         options["candidates"] = spec["candidates"]
     args = flags(C.tuning_sampling(wildcards.tuning).to_dict() | options)
     return args + f" --assets-dir {q(ASSETS)}"
+
+
+# --- after a failed job ------------------------------------------------------------------
+def partial_report() -> None:
+    """Tables, plots and the claims README from every current result, the others pending with their
+    reason: after a failed job, so that one failure never holds back the campaign's other results."""
+    if workflow.dryrun or not (config["tables"] or config["plots"] or config["claims"]):
+        return
+    campaign = spec("campaign")
+    write_spec(campaign, C.specs("campaign"))
+    commands = []
+    if config["tables"]:
+        commands.append(f"ig table --config {q(campaign)} --paper {q(PAPER_NUMBERS)} --out-dir {q(C.path('tables'))}")
+    if config["plots"]:
+        commands.append(f"ig plot --config {q(campaign)} --out-dir {q(C.path('plots'))}")
+    if config["claims"]:
+        commands.append(f"ig claims --config {q(campaign)} --paper {q(PAPER_NUMBERS)} --out {q(C.path('readme'))}")
+    print("a job failed: building the tables, plots and claims from what is current (pending cells marked)")
+    for command in commands:
+        subprocess.run(command, shell=True, check=False)

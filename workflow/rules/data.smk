@@ -2,6 +2,8 @@
 
 
 rule train_autoencoder:
+    input:
+        spec=spec_of("autoencoder/{latents}"),
     output:
         config=C.path("autoencoder"),
     log:
@@ -19,6 +21,7 @@ rule train_autoencoder:
 
 rule encode_shard:
     input:
+        spec=spec_of("latents/{latents}"),
         autoencoder=autoencoder_input,
         assets=assets_input,
     output:
@@ -39,6 +42,7 @@ rule encode_shard:
 # `ig encode` writes the manifest once every shard exists; this gathers after the last shard.
 rule latent_manifest:
     input:
+        spec=spec_of("latents/{latents}"),
         shards=latent_shards,
     output:
         manifest=C.path("latent_manifest"),

@@ -3,6 +3,8 @@
 
 
 rule train_classifier:
+    input:
+        spec=spec_of("classifier"),
     output:
         checkpoint=C.path("classifier"),
     log:
@@ -19,6 +21,7 @@ rule train_classifier:
 
 rule reference_stats:
     input:
+        spec=spec_of("reference"),
         extractor=extractor_input,
         assets=assets_input,
     output:
@@ -43,11 +46,13 @@ rule reference_stats:
 
 rule evaluate:
     input:
+        spec=spec_of("evaluation"),
         samples=C.path("sample_manifest"),
         reference=C.path("reference"),
         extractor=extractor_input,
     output:
         metrics=C.path("metrics"),
+        grid=report(C.path("grid"), category="Samples", subcategory="{run}", caption="../report/grid.rst"),
     log:
         log_path("evaluate", "{run}/{milestone}/{guidance}-{labels}"),
     conda:
@@ -55,7 +60,7 @@ rule evaluate:
     threads: 1
     params:
         extractor=extractor_arg(),
-        options=flags(config["evaluation"]["metrics"]),
+        drop=drop_shards_flag(),
     shell:
-        "ig evaluate {input.samples:q} --reference {input.reference:q} --extractor {params.extractor} "
-        "{params.options} --out {output.metrics:q} > {log:q} 2>&1"
+        "ig evaluate {input.samples:q} --spec {input.spec:q} --reference {input.reference:q} "
+        "--extractor {params.extractor} --out {output.metrics:q} --grid {output.grid:q} {params.drop} > {log:q} 2>&1"

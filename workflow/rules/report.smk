@@ -1,9 +1,11 @@
-# Tables next to the paper's numbers, plots, and the compute plan.
+# Tables next to the paper's numbers, plots, and the compute plan. A failed job keeps these rules
+# from running (their inputs are every metrics file), so the Snakefile's onerror handler then builds
+# them from whatever is current, with the other cells marked pending (partial_report, common.smk).
 
 
 rule tables:
     input:
-        campaign=campaign_file,
+        campaign=campaign_spec,
         metrics=[C.metrics(s) for s in SETS],
         paper=PAPER_NUMBERS,
     output:
@@ -28,7 +30,7 @@ rule tables:
 
 rule plots:
     input:
-        campaign=campaign_file,
+        campaign=campaign_spec,
         metrics=[C.metrics(s) for s in SETS],
     output:
         done=C.path("plots_done"),
@@ -48,7 +50,7 @@ rule plots:
 
 rule plan:
     input:
-        campaign=campaign_file,
+        campaign=campaign_spec,
     output:
         plan=C.path("plan"),
     log:

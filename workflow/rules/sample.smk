@@ -1,6 +1,8 @@
-# Sampling a checkpoint with one guidance setting. The shards live beside the declared output
-# (not inside a directory() output, which Snakemake would delete on failure): a rerun keeps each
-# shard whose provenance matches this checkpoint and these settings, and redoes the others.
+# Sampling a checkpoint with one guidance setting, as its spec says. The shards live beside the
+# declared output (not inside a directory() output, which Snakemake would delete on failure): a
+# rerun keeps each shard whose provenance matches this checkpoint and these settings, and redoes
+# the others. When the evaluation drops the shards (sampling.keep_shards: false) it drops this
+# manifest too, so the set is sampled again only if its evaluation must be redone.
 
 
 rule sample:
@@ -8,12 +10,6 @@ rule sample:
         unpack(sample_inputs),
     output:
         manifest=C.path("sample_manifest"),
-        grid=report(
-            C.path("sample_grid"),
-            category="Samples",
-            subcategory="{run}",
-            caption="../report/grid.rst",
-        ),
     log:
         log_path("sample", "{run}/{milestone}/{guidance}-{labels}"),
     conda:
@@ -23,5 +19,5 @@ rule sample:
         folder=parent_dir("manifest"),
         args=sample_args,
     shell:
-        "ig sample --checkpoint {input.checkpoint:q} --out-dir {params.folder:q} {params.args} "
-        "--manifest {output.manifest:q} --grid {output.grid:q} > {log:q} 2>&1"
+        "ig sample --spec {input.spec:q} --checkpoint {input.checkpoint:q} --out-dir {params.folder:q} "
+        "{params.args} --manifest {output.manifest:q} > {log:q} 2>&1"

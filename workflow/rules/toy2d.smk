@@ -2,6 +2,8 @@
 
 
 rule toy2d:
+    input:
+        spec=spec_of("toy2d"),
     output:
         table=report(C.path("toy2d_table"), category="2D toy", caption="../report/toy2d.rst"),
         claims=C.path("toy2d_claims"),

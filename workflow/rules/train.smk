@@ -1,8 +1,9 @@
 # Training in segments: each milestone checkpoint is an output, continued by the next segment.
 # The resume file inside a segment's workdir is deliberately NOT an output: Snakemake deletes
-# the outputs of failed jobs, and the resume file is what a rerun continues from. The run.yaml
-# input is rewritten by common.smk when the run's `train:` config changes. GPUs, nodes and the
-# launcher (torchrun on one node, srun with one task per GPU across nodes) come from common.smk.
+# the outputs of failed jobs, and the resume file is what a rerun continues from. The run's spec
+# (what its weights depend on) is an input: a segment is redone exactly when it changes. GPUs, nodes
+# and the launcher (torchrun on one node, srun with one task per GPU across nodes) come from
+# common.smk.
 
 
 rule train_segment:
@@ -32,7 +33,7 @@ rule train_segment:
         grid=C.path("milestone_grid"),
         tensorboard=tensorboard_dir,
     shell:
-        "{params.launcher} train --run-config {input.run_config:q} --latents {params.latents:q} "
+        "{params.launcher} train --spec {input.spec:q} --latents {params.latents:q} "
         "--out {output.checkpoint:q} --workdir {params.workdir:q} {params.segment} "
         "--log {params.training_log:q} --grid {params.grid:q} --tensorboard {params.tensorboard:q} "
         "--no-progress > {log:q} 2>&1"
@@ -41,6 +42,7 @@ rule train_segment:
 rule import_checkpoint:
     """A released checkpoint (official IG, upstream SiT/LightningDiT) in our checkpoint format."""
     input:
+        spec=spec_of("import/{run}"),
         assets=FETCHED,
     output:
         checkpoint=C.path("checkpoint"),

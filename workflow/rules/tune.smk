@@ -7,7 +7,7 @@ rule tune:
         checkpoint=lambda wc: C.checkpoint(*C.tuning_run(wc.tuning)),
         reference=C.path("reference"),
         extractor=extractor_input,
-        space=tuning_space_file,
+        space=spec_of("tuning/{tuning}"),
     output:
         chosen=C.path("tuned"),
         trace=C.path("tuning_trace"),

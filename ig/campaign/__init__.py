@@ -1,13 +1,11 @@
-"""A workflow config, interpreted: runs, milestones, sample sets, and where every file goes.
+"""A workflow config, interpreted: runs, milestones, sample sets, their job specs and file paths.
 
-The Snakemake rules, ``ig table``, ``ig plot``, ``ig plan`` and ``ig tune`` all read the campaign
-through this module, so the DAG and the reports agree on names and paths, and the logic is
-testable without Snakemake. The config format is ``workflow/schemas/config.schema.yaml``.
-
-Everything that can be checked before a job runs is checked here, when the workflow parses the
-config (``snakemake -n`` included): each run's training settings, milestone order, names used
-across sections, guidance that needs an intermediate head, dataset folders. It imports no torch,
-so planning a campaign stays light on a login node.
+The Snakemake rules, ``ig table``, ``ig plot``, ``ig claims``, ``ig plan`` and ``ig status`` all
+read the campaign through this package, so the DAG and the reports agree on names and paths, and
+the logic is testable without Snakemake. By concern: ``config`` (schema and defaults),
+``layout`` (every path), ``checks`` (what is checked when the workflow parses the config),
+``specs`` (what decides each job's output). It imports no torch, so planning a campaign stays light
+on a login node.
 
 Training seeds: a run with ``seeds: [0, 1, 2]`` stands for one training per seed, named
 ``<run>.s<seed>`` (``train.seed`` set accordingly); evaluations, tables and plots that name the
@@ -17,94 +15,44 @@ run mean all of them, and tables aggregate them.
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ig.campaign.checks import check
+from ig.campaign.config import validate
+from ig.campaign.layout import LAYOUT, layout_path, log_file
+from ig.campaign.specs import JobSpecs
 from ig.errors import IGError
 from ig.guidance import Guidance
 from ig.models.sizes import model_options
 from ig.sampling.settings import SamplingSettings
-from ig.train.config import RunConfig
+from ig.train.config import EXECUTION_KEYS, RunConfig
 from ig.utils.io import read_yaml_mapping
 
-SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+__all__ = [
+    "LAYOUT",
+    "TUNING_SEED_OFFSET",
+    "Campaign",
+    "SampleSet",
+    "load",
+    "milestone_target",
+    "seed_member",
+    "validate",
+]
+TUNING_SEED_OFFSET = 1_000_000  # ig tune samples from sampling seed + this: a stream no table reads
 GUIDANCE_EXTRAS = ("ag_run", "ag_milestone")  # guidance keys that name a weak model, not a Guidance field
 DATASET_IMAGES = {"imagenet": 1_281_167, "fashion-mnist": 60_000}  # training images of each dataset
 
-# Where every file of a campaign goes, under results/<name>/ (a contract with workflow/rules/*.smk,
-# which take these patterns through Campaign.path, and with ig table / ig plot).
-LAYOUT = {
-    "campaign": "campaign.yaml",
-    "autoencoder": "autoencoders/{latents}/config.json",
-    "autoencoder_dir": "autoencoders/{latents}",
-    "latents": "latents/{latents}",
-    "latent_shard": "latents/{latents}/shard-{shard}.npz",
-    "latent_manifest": "latents/{latents}/manifest.json",
-    "run_config": "runs/{run}/run.yaml",
-    "checkpoint": "runs/{run}/{milestone}.pt",
-    "segment_workdir": "runs/{run}/work-{milestone}",
-    "training_log": "runs/{run}/training.jsonl",
-    "tensorboard": "runs/{run}/tensorboard",
-    "milestone_grid": "runs/{run}/{milestone}.png",
-    "samples": "samples/{run}/{milestone}/{guidance}/{labels}",
-    "sample_manifest": "samples/{run}/{milestone}/{guidance}/{labels}/samples.json",
-    "sample_grid": "samples/{run}/{milestone}/{guidance}/{labels}/grid.png",
-    "metrics": "metrics/{run}/{milestone}/{guidance}/{labels}.json",
-    "classifier": "classifier.pt",
-    "reference": "reference.npz",
-    "tables": "tables",
-    "table": "tables/{table}.md",
-    "plots": "plots",
-    "plot": "plots/{plot}.png",
-    "plots_done": "plots/done.json",
-    "tuning": "tuning/{tuning}",
-    "tuned": "tuning/{tuning}/chosen.json",
-    "tuning_trace": "tuning/{tuning}/trace.json",
-    "tuning_space": "tuning/{tuning}/space.yaml",
-    "readme": "README.md",
-    "toy2d": "toy2d",
-    "toy2d_table": "toy2d/metrics.md",
-    "toy2d_claims": "toy2d/claims.json",
-    "plan": "plan.md",
-}
-
-
-def validate(config: dict[str, Any], schema_path: str | Path = SCHEMA) -> dict[str, Any]:
-    """Check a config against the schema (filling defaults); the first problem as one line."""
-    import jsonschema
-
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator_cls = jsonschema.validators.extend(
-        jsonschema.Draft202012Validator,
-        {"properties": _fill_defaults(jsonschema.Draft202012Validator.VALIDATORS["properties"])},
-    )
-    error = jsonschema.exceptions.best_match(validator_cls(schema).iter_errors(config))
-    if error is not None:
-        where = ".".join(str(p) for p in error.absolute_path) or "<top level>"
-        raise IGError(f"config: {where}: {error.message} (see config/README.md)")
-    return config
-
-
-def _fill_defaults(validate_properties):
-    def properties(validator, properties, instance, schema):
-        if isinstance(instance, dict):
-            for name, sub in properties.items():
-                if "default" in sub and name not in instance:
-                    instance[name] = sub["default"]
-        yield from validate_properties(validator, properties, instance, schema)
-
-    return properties
-
 
 def load(path: str | Path, dry_run: bool = False) -> Campaign:
-    """The campaign of a config file (``dry_run``: for planning only, see :class:`Campaign`)."""
-    return Campaign(validate(read_yaml_mapping(path, what="config")), dry_run)
+    """The campaign of a config file, or of the workflow's campaign spec (``dry_run``: for planning
+    only, see :class:`Campaign`)."""
+    config = read_yaml_mapping(path, what="config")
+    if config.get("kind") == "campaign":  # ig.campaign.specs
+        config = config["config"]
+    return Campaign(validate(config), dry_run)
 
 
 @dataclass(frozen=True, order=True)
@@ -138,11 +86,6 @@ def seed_member(run: str, seed: int) -> str:
     return f"{run}.s{seed}"
 
 
-class _Partial(dict):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
 class Campaign:
     """A validated workflow config with the derived quantities every stage needs.
 
@@ -160,7 +103,8 @@ class Campaign:
         for name, spec in config["runs"].items():
             self._add_run(name, spec)
         self.sampling_defaults = SamplingSettings.from_dict(config["sampling"])
-        self._check(dry_run)
+        self.specs = JobSpecs(self)
+        check(self, dry_run)
 
     def _add_run(self, name: str, spec: dict) -> None:
         seeds = spec.get("seeds")
@@ -184,7 +128,11 @@ class Campaign:
     def path(self, key: str, **wildcards: Any) -> str:
         """``results/<name>/`` + the ``LAYOUT`` pattern of ``key``, with the given wildcards filled
         in (the others stay ``{wildcard}``, so that rules use the same call for their patterns)."""
-        return str(self.root / LAYOUT[key].format_map(_Partial(wildcards)))
+        return layout_path(self.root, key, **wildcards)
+
+    def log(self, rule: str, s: SampleSet) -> str:
+        """The log of a sample set's ``sample`` or ``evaluate`` job."""
+        return log_file(self.name, rule, f"{s.run}/{s.milestone}/{s.guidance}-{s.labels}")
 
     def checkpoint(self, run: str, milestone: str) -> str:
         return self.path("checkpoint", run=run, milestone=milestone)
@@ -222,6 +170,12 @@ class Campaign:
         except IGError as exc:
             raise IGError(f"config: runs.{self.group_of(run)}.train: {exc}") from None
 
+    def execution_settings(self, run: str) -> dict[str, Any]:
+        """The run's training keys that do not change its weights (``EXECUTION_KEYS``): not in its
+        spec, so that e.g. a smaller device batch for another GPU retrains nothing."""
+        given = {k: v for k, v in self.runs[run]["train"].items() if k in EXECUTION_KEYS}
+        return {"name": run, **given}
+
     def model_config(self, run: str) -> dict[str, Any]:
         """``create_model`` keyword arguments of a run (trained or imported)."""
         spec = self.runs[run]
@@ -243,9 +197,19 @@ class Campaign:
         return value * self.steps_per_epoch(run) if unit == "epoch" else value
 
     def sampling(self, run: str) -> SamplingSettings:
-        """The run's sampling settings: the campaign's, with the run's own ``sampling:`` keys on top."""
-        own = self.runs[run].get("sampling", {})
-        return SamplingSettings.from_dict({**self.sampling_defaults.to_dict(), **own})
+        """The run's sampling settings: the campaign's, with the run's own ``sampling:`` keys on top.
+
+        Each training seed of a run is sampled with its own noise (``DESIGN.md``, "Errors on
+        metrics"): the i-th seed of every run from sampling seed ``seed + i``. So the i-th seeds of
+        two runs stay paired, a single-seed run pairs with every run's first seed, and the spread
+        over seeds of a difference holds the sampling noise as well as the training noise."""
+        settings = {**self.sampling_defaults.to_dict(), **self.runs[run].get("sampling", {})}
+        settings["seed"] += self.seed_index(run)
+        return SamplingSettings.from_dict(settings)
+
+    def seed_index(self, run: str) -> int:
+        """A run's position among its run's training seeds (0 for a run without seeds)."""
+        return self.groups[self.group_of(run)].index(run)
 
     def guidance(self, name: str) -> Guidance:
         """The guidance a named setting stands for (not for a tuned one: see :meth:`tuned_target`)."""
@@ -271,14 +235,15 @@ class Campaign:
         return self.groups[setting["run"]][0], self.milestone_of(setting)
 
     def tuning_sampling(self, target: str) -> SamplingSettings:
-        """The run's sampling settings, with the target's full count."""
+        """The run's sampling settings, with the target's full count, on a held-out stream of sampling
+        seeds (``TUNING_SEED_OFFSET``): the tuned setting is chosen on other samples than the ones it
+        is reported on, so its reported FID carries no winner's curse."""
         run, _ = self.tuning_run(target)
-        full = self.config["tuning"][target]["num_samples"]
-        return (
-            self.sampling(run)
-            if full is None
-            else SamplingSettings.from_dict({**self.sampling(run).to_dict(), "num_samples": full})
-        )
+        settings = self.sampling(run).to_dict()
+        settings["seed"] += TUNING_SEED_OFFSET
+        if self.config["tuning"][target]["num_samples"] is not None:
+            settings["num_samples"] = self.config["tuning"][target]["num_samples"]
+        return SamplingSettings.from_dict(settings)
 
     def may_use_ig(self, name: str) -> bool:
         """Whether a guidance setting (or, tuned, any point of its space) applies IG."""
@@ -351,112 +316,3 @@ class Campaign:
         """A setting's milestone; ``last`` (or none given) is the run's last one."""
         milestone = setting.get("milestone", "last")
         return self.milestones(setting["run"])[-1] if milestone == "last" else milestone
-
-    # --- checks --------------------------------------------------------------------------------
-    def _check(self, dry_run: bool) -> None:
-        """Names used across sections must exist and settings must be valid: caught here, before any
-        job runs, with the one-line errors the commands themselves would give."""
-        for target, spec in self.config["tuning"].items():
-            where = f"config: tuning.{target}"
-            try:
-                self.tuning_space(target).candidates(spec["candidates"])
-            except IGError as exc:
-                raise IGError(f"{where}: {exc}") from None
-            self._check_setting(spec, where)
-        for name in self.guidance_settings:
-            target = self.tuned_target(name)
-            if target is not None:
-                if len(self.guidance_settings[name]) > 1:
-                    raise IGError(f"config: guidance.{name}: a tuned setting has only the key `tuned`")
-                if target not in self.config["tuning"]:
-                    raise IGError(f"config: guidance.{name}.tuned: unknown tuning target {target!r}")
-                continue
-            try:
-                self.guidance(name)
-            except IGError as exc:
-                raise IGError(f"config: guidance.{name}: {exc}") from None
-            weak = self.guidance_settings[name].get("ag_run")
-            if weak is not None and weak not in self.runs:
-                raise IGError(f"config: guidance.{name}.ag_run: unknown run {weak!r} (a run without seeds)")
-        for run, spec in self.runs.items():
-            where = f"config: runs.{self.group_of(run)}"
-            if self.latents_of(run) not in self.config["latents"]:
-                raise IGError(f"{where}: unknown latent set {self.latents_of(run)!r}")
-            try:
-                self.sampling(run)
-                model_options(**self.model_config(run))
-            except IGError as exc:
-                raise IGError(f"{where}: {exc}") from None
-            if "train" in spec:
-                self.run_config(run)
-                self._check_milestones(run, where)
-        for i, ev in enumerate(self.config["evaluations"]):
-            for key, known in (("runs", self.groups), ("guidance", self.guidance_settings)):
-                unknown = [n for n in ([] if ev[key] == "all" else ev[key]) if n not in known]
-                if unknown:
-                    raise IGError(f"config: evaluations.{i}.{key}: unknown name {unknown[0]!r}")
-            if isinstance(ev["milestones"], list):
-                for run in self.members(ev["runs"]):
-                    missing = [m for m in ev["milestones"] if m not in self.milestones(run)]
-                    if missing:
-                        raise IGError(
-                            f"config: evaluations.{i}.milestones: run {run!r} has no milestone {missing[0]!r}"
-                        )
-        for table in self.config["tables"]:
-            for j, row in enumerate(table["rows"]):
-                self._check_setting(row["ours"], f"config: tables.{table['name']}.rows.{j}")
-            for j, comparison in enumerate(table.get("comparisons", [])):
-                for side in ("a", "b"):
-                    self._check_setting(comparison[side], f"config: tables.{table['name']}.comparisons.{j}.{side}")
-        for j, claim in enumerate(self.config["claims"]):
-            for side in ("a", "b"):
-                where, setting = f"config: claims.{j}.{side}", claim[side]
-                if setting["run"] not in self.groups:
-                    raise IGError(f"{where}: unknown run {setting['run']!r}")
-                self._check_setting(setting, where)
-        for s in self.sample_sets():
-            if self.may_use_ig(s.guidance) and not self.has_head(s.run):
-                raise IGError(
-                    f"config: guidance {s.guidance!r} uses IG on run {self.group_of(s.run)!r}, whose model has no "
-                    "intermediate head (ig_layer 0); evaluate it with guidance that has ig_scale 1"
-                )
-        self._check_dataset_roots(dry_run)
-
-    def _check_setting(self, setting: dict, where: str) -> None:
-        if setting["run"] not in self.groups:
-            raise IGError(f"{where}: unknown run {setting['run']!r}")
-        if self.milestone_of(setting) not in self.milestones(setting["run"]):
-            raise IGError(f"{where}: run {setting['run']!r} has no milestone {setting['milestone']!r}")
-        if setting.get("guidance", "none") not in self.guidance_settings:
-            raise IGError(f"{where}: unknown guidance {setting['guidance']!r}")
-
-    def _check_milestones(self, run: str, where: str) -> None:
-        milestones = self.milestones(run)
-        duplicates = sorted({m for m in milestones if milestones.count(m) > 1})
-        if duplicates:
-            raise IGError(f"{where}.milestones: {', '.join(duplicates)} listed twice; each milestone once")
-        steps = [self.milestone_step(run, m) for m in milestones]
-        for (a, sa), (b, sb) in itertools.pairwise(zip(milestones, steps, strict=True)):
-            if sb <= sa:
-                raise IGError(
-                    f"{where}.milestones: {b} (step {sb}) does not come after {a} (step {sa}); "
-                    "list milestones in increasing order"
-                )
-
-    def _check_dataset_roots(self, dry_run: bool) -> None:
-        """A dataset folder that is not there stops a real run now, not when its job starts; a dry
-        run (planning on another machine) only warns. Latents already encoded need no dataset."""
-        datasets = [
-            (f"latents.{name}.dataset", spec["dataset"], self.path("latent_manifest", latents=name))
-            for name, spec in self.config["latents"].items()
-        ]
-        evaluation = self.config["evaluation"]
-        if evaluation["extractor"] == "classifier" or not evaluation["reference"]:
-            datasets.append(("evaluation.dataset", evaluation["dataset"], self.path("reference")))
-        for where, dataset, product in datasets:
-            root = dataset.get("root")
-            if root and not os.path.isdir(root) and not os.path.exists(product):
-                message = f"config: {where}.root: folder {root} does not exist on this machine; fix the path"
-                if not dry_run:
-                    raise IGError(message)
-                print(f"warning: {message} (a dry run goes on)", file=sys.stderr)

@@ -65,6 +65,9 @@ def save_milestone(path: str | Path, state: dict[str, Any], training_state: str 
     if training_state is not None:
         lean["training_state"] = str(Path(training_state).resolve().relative_to(Path(path).resolve().parent))
     save_torch({"format": FORMAT_MILESTONE, **lean}, path)
+    # read-only: hours of GPU time that an `rm`, a `cp` or a redirect should not take by accident (the
+    # workflow's own rerun of a segment replaces it by rename, which a read-only file allows)
+    Path(path).chmod(0o444)
 
 
 def _load(path: str | Path, formats: tuple[str, ...], what: str) -> dict[str, Any]:
