@@ -3,18 +3,29 @@ spread can be simulated), replicates against direct recomputation, paired differ
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from ig.errors import IGError
 from ig.evaluation import uncertainty
 from ig.evaluation.metrics import feature_statistics, frechet_distance, inception_score, manifolds
+from ig.evaluation.speedup import steps_to_reach
 from ig.evaluation.uncertainty import (
+    OUTCOMES,
     Bootstrap,
     Difference,
+    claim_alternative,
+    claim_outcome,
+    claim_p_value,
+    equivalence,
     frechet_replicates,
+    holm,
     inception_score_replicates,
+    independent_difference,
+    mixed_difference,
     paired_difference,
     precision_recall_replicates,
     seed_difference,
+    seed_mean,
     verdict,
 )
 
@@ -145,3 +156,117 @@ def test_resampling_depends_only_on_size_blocks_and_seed():
     assert a.counts(64).sum(axis=1).tolist() == [64] * 20
     with pytest.raises(IGError, match="at least 2 resamples"):
         Bootstrap(10, 1)
+
+
+# --- over training seeds, claims as tests, the speed-up claim ---------------------------------------
+def test_seed_mean_is_the_seeds_spread_over_several_and_the_sampling_error_for_one():
+    d = seed_mean([1.0, 2.0, 3.0], [0.5, 0.5, 0.5])
+    assert (d.delta, d.se, d.dof) == (2.0, pytest.approx(1 / np.sqrt(3)), 2)  # the sampling errors are in the spread
+    assert seed_mean([4.0], [0.3]) == Difference(4.0, 0.3, False)
+    with pytest.raises(IGError, match="one sampling error per value"):
+        seed_mean([1.0, 2.0], [0.1])
+
+
+def test_mixed_difference_by_hand():
+    """Seeds 1, 2, 3 (sampling errors 0.1); b has error 0.1 and lies 0.5 below seed 0 (paired error
+    0.05). mean − b = 2 − 0.5 = 1.5; the seeds' variance 1, so Var = 1/3 + 0.01 − 2·c/3 with
+    c = (0.01 + 0.01 − 0.0025)/2."""
+    d = mixed_difference([1.0, 2.0, 3.0], [0.1] * 3, 0.1, 0, Difference(0.5, 0.05, True))
+    known = 0.01 - 2 * 0.00875 / 3
+    assert d.delta == pytest.approx(1.5)
+    assert d.se == pytest.approx(np.sqrt(1 / 3 + known))
+    bound = 2 / stats.chi2.ppf(uncertainty.SEED_DOF_QUANTILE, 2)
+    assert d.dof == pytest.approx(2 * (1 + 3 * known / bound) ** 2)
+    assert d.paired
+    # seeds that agree better than their sampling errors allow: the variance is held at the sampling part
+    tight = mixed_difference([1.0, 1.0 + 1e-3], [0.1, 0.1], 0.1, 1, Difference(0.2, 0.05, True))
+    assert tight.se == pytest.approx(np.sqrt(0.01 / 2 + 0.01 - (0.02 - 0.0025) / 2))
+    with pytest.raises(IGError, match="≥ 2 seeds"):
+        mixed_difference([1.0], [0.1], 0.1, 0, Difference(0.5, 0.05, True))
+
+
+def test_independent_difference_has_welch_degrees_of_freedom():
+    d = independent_difference(Difference(3.0, 0.3, False, 2), Difference(1.0, 0.4, False, 4))
+    assert (d.delta, d.se) == (2.0, pytest.approx(0.5))
+    assert d.dof == pytest.approx(0.25**2 / (0.09**2 / 2 + 0.16**2 / 4))
+    assert independent_difference(Difference(1.0, 0.3, False), Difference(0.0, 0.4, False)).dof is None
+    assert independent_difference(Difference(1.0, 0.3, False, 2), Difference(0.0, 0.4, False)).dof == pytest.approx(
+        0.25**2 / (0.09**2 / 2)
+    )
+
+
+def test_p_values_one_and_two_sided():
+    d = Difference(-0.196, 0.1, True)
+    assert d.p_value("less") == pytest.approx(0.025, abs=1e-4)
+    assert d.p_value("greater") == pytest.approx(0.975, abs=1e-4)
+    assert d.p_value() == pytest.approx(0.05, abs=2e-4)
+    assert Difference(-0.43, 0.1, True, dof=2).p_value() == pytest.approx(0.05, abs=1e-3)
+    assert Difference(0.5, 0.0, False).p_value("greater") == 0.0  # an exact number
+    assert Difference(0.0, 0.0, False).p_value() == 1.0
+    assert -Difference(0.5, 0.1, True, 2) == Difference(-0.5, 0.1, True, 2)
+    with pytest.raises(IGError, match="unknown alternative"):
+        d.p_value("smaller")
+
+
+def test_claims_are_tested_in_their_direction_or_for_equivalence():
+    better_fid = Difference(-0.3, 0.1, True)  # a's FID 0.3 lower
+    assert claim_alternative("better", "fid") == "less" and claim_alternative("better", "is") == "greater"
+    assert claim_alternative("worse", "fid") == "greater"
+    assert claim_p_value(better_fid, "better", "fid") == pytest.approx(better_fid.p_value("less"))
+    assert claim_p_value(better_fid, "worse", "fid") > 0.99
+    assert claim_p_value(Difference(0.01, 0.05, True), "matches", "fid", margin=0.2) < 0.001
+    with pytest.raises(IGError, match="needs an equivalence margin"):
+        claim_p_value(better_fid, "matches", "fid")
+
+
+def test_equivalence_verdicts():
+    assert equivalence(Difference(0.02, 0.05, True), 0.2) == "equivalent"
+    assert equivalence(Difference(0.02, 0.5, True), 0.2) == "inconclusive"  # within noise is not a match
+    assert equivalence(Difference(0.6, 0.1, True), 0.2) == "not equivalent"
+    assert equivalence(Difference(0.25, 0.1, True), 0.2) == "inconclusive"
+    with pytest.raises(IGError, match="must be positive"):
+        equivalence(Difference(0.0, 0.1, True), 0.0)
+
+
+def test_holm_adjusts_by_rank():
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([0.3, 0.6]) == pytest.approx([0.6, 0.6])
+    assert holm([]) == []
+
+
+def test_claim_outcome_from_the_adjusted_p_value():
+    reproduced, not_reproduced, inconclusive = OUTCOMES
+    d = Difference(-0.3, 0.1, True)
+    assert claim_outcome(d, "better", "fid", p_adjusted=0.01) == reproduced
+    assert claim_outcome(d, "better", "fid", p_adjusted=0.08) == inconclusive  # real, but not after Holm
+    assert claim_outcome(d, "worse", "fid", p_adjusted=1.0) == not_reproduced
+    assert claim_outcome(Difference(0.6, 0.1, True), "matches", "fid", 1.0, margin=0.2) == not_reproduced
+    assert claim_outcome(Difference(0.0, 0.5, True), "matches", "fid", 0.4, margin=0.2) == inconclusive
+
+
+STEPS = [200, 400, 600, 800, 1000]
+SEEDS = [[9.0, 7.0, 6.0, 5.0, 4.5], [9.2, 7.1, 6.1, 5.2, 4.4], [8.8, 6.9, 5.9, 4.9, 4.6]]
+
+
+def test_steps_to_reach_decides_sooner_or_cannot():
+    ses = [[0.1] * 5] * 3
+    sooner = steps_to_reach(STEPS, SEEDS, ses, seed_mean([5.5, 5.6, 5.4], [0.1] * 3), lower_is_better=True)
+    assert sooner.step == pytest.approx(600 + 200 * (6.0 - 5.5) / (6.0 - 15.1 / 3))  # the mean curve 6 → 5.03
+    assert sooner.low < sooner.step < sooner.high < 1000
+    assert sooner.verdict(1000) == "better" and sooner.p_sooner(1000) < 0.025
+    assert sooner.speedup(1000)[0] == pytest.approx(1000 / sooner.step)
+    # b's final value is a's own: a reaches it at its last milestone, or later, or never
+    same = steps_to_reach(STEPS, SEEDS, ses, seed_mean([4.6, 4.5, 4.4], [0.1] * 3), lower_is_better=True)
+    assert same.high == np.inf and same.verdict(1000) == "within noise" and same.p_sooner(1000) > 0.05
+    never = steps_to_reach(STEPS, SEEDS, ses, seed_mean([2.0, 2.1, 1.9], [0.1] * 3), lower_is_better=True)
+    assert never.step == never.low == np.inf and never.verdict(1000) == "worse"
+    assert never.verdict(2000) == "within noise"  # a was not trained that far
+    assert never.speedup(1000) == (0.0, 0.0, 0.0)
+
+
+def test_steps_to_reach_higher_is_better_and_a_single_noisy_seed():
+    rising = [[1.0, 3.0, 2.6, 5.0]]  # one seed (sampling errors only); the dip at 300 is noise
+    reach = steps_to_reach([100, 200, 300, 400], rising, [[0.05] * 4], Difference(4.0, 0.05, False), False)
+    assert reach.step == pytest.approx(300 + 100 * (4.0 - 2.8) / (5.0 - 2.8))  # isotonic: 3.0, 2.6 → 2.8, 2.8
+    with pytest.raises(IGError, match="must increase"):
+        steps_to_reach([100, 100], [[1.0, 2.0]], [[0.1, 0.1]], Difference(1.5, 0.1, False), False)
