@@ -75,6 +75,7 @@ def _set_ig_milestones(c, value):
         (lambda c: c["evaluation"]["metrics"].update(bootstrapp=50), "evaluation.metrics: Additional properties"),
         (lambda c: c["evaluation"]["classifier"].update(epoch=1), "evaluation.classifier: Additional properties"),
         (lambda c: c["latents"]["tiny"]["autoencoder"]["train"].update(step=5), "autoencoder.train: Additional"),
+        (lambda c: c["claims"][0].pop("margin"), "claims.0: a 'matches' claim needs a margin"),
     ],
 )
 def test_bad_configs_fail_with_one_line_when_the_workflow_parses(edit, message, tmp_path, monkeypatch):

@@ -65,8 +65,16 @@ def test_claims_report_paper_figures_ours_and_verdicts(ablations, tmp_path):
     assert aux4.detail["delta"] == pytest.approx(-0.5) and aux4.detail["dof"] == 2
     assert found["A head in the latter half (block 8) hurts FID"].outcome == "inconclusive"
     speed = found["Auxiliary supervision reaches the baseline's final FID in fewer steps"]
-    assert speed.outcome == "reproduced"  # 5.0 reached between it600 (6) and it900 (4.6): ~830 steps
-    assert 800 < speed.detail["mean_steps"] < 860 and speed.detail["b_steps"] == 1200
+    # the mean curve 8, 6, 4.6, 4.5 reaches the target 5.0 at 600 + 300 · 1/1.4 = 814 steps, its 95 %
+    # interval before 1,200; but one-sided p 0.016 (at 1,200: -0.5 ± 0.13, Welch t) is 0.08 after Holm
+    # over the 11 evaluated claims: the family keeps it from counting as reproduced
+    assert speed.detail["steps"] == pytest.approx(600 + 300 / 1.4) and speed.detail["b_steps"] == 1200
+    assert speed.detail["interval"][1] < 1200 and speed.p < 0.05 < speed.p_adjusted
+    assert speed.outcome == "inconclusive"
+    assert found["With IG, the head-after-block-4 model reaches the baseline's final FID in fewer steps"].outcome == (
+        "reproduced"
+    )
+    assert aux4.p_adjusted == pytest.approx(aux4.p * 7)  # Holm: the 5th smallest of 11 p-values, × (11 − 4)
     ig_speed = found["With IG, the head-after-block-4 model reaches the baseline's final FID in fewer steps"]
     assert ig_speed.paper.endswith("× faster)") and "vs 400,000 iterations" in ig_speed.paper
     text = (tmp_path / "README.md").read_text()
@@ -100,3 +108,21 @@ def test_the_readme_adds_the_toys_verdicts_and_what_tuning_chose(tmp_path, monke
     assert (
         "| ig-cfg | ig3+cfg1.5 (at the edge of the space in ig_scale) | 1.23 ± 0.16 (600) | 2,850 (2) | 34 % |" in text
     )
+
+
+def test_a_matches_claim_is_an_equivalence_test_against_its_margin(tmp_path, monkeypatch):
+    """ "The head does not hurt" is reproduced only when the difference is shown to lie within the
+    config's margin (TOST), not merely because it is within noise."""
+    monkeypatch.chdir(tmp_path)
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    claim = "The intermediate head alone does not hurt the final output (no guidance)"
+    for delta, margin, expected in (
+        (0.05, 0.3, "reproduced"),
+        (0.05, 0.06, "inconclusive"),
+        (0.5, 0.3, "not reproduced"),
+    ):
+        config["claims"][0]["margin"] = margin
+        c = Campaign(validate(copy.deepcopy(config)))
+        fake_results(c, {("ig", "none"): lambda i, m, d=delta: 3.0 + d})
+        found = {f.claim: f for f in write_claims(c, PAPER, tmp_path / "README.md")}
+        assert found[claim].outcome == expected, (delta, margin, found[claim])

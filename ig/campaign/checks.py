@@ -80,6 +80,10 @@ def check(c: Campaign, dry_run: bool) -> None:
             if g not in c.guidance_settings:
                 raise IGError(f"{where}.guidance: unknown guidance {g!r}; define it under guidance:")
     for j, claim in enumerate(c.config["claims"]):
+        if claim["expect"] == "matches" and "margin" not in claim:
+            raise IGError(
+                f"config: claims.{j}: a 'matches' claim needs a margin (|a − b| that still counts as a match)"
+            )
         for side in ("a", "b"):
             where, setting = f"config: claims.{j}.{side}", claim[side]
             if setting["run"] not in c.groups:

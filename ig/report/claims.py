@@ -3,12 +3,16 @@
 A campaign's ``claims:`` section lists what the paper says and which of our sample sets test it:
 
 - ``kind: compare`` (the default): setting ``a`` against setting ``b`` on one metric; the paper says
-  ``a`` is ``better`` than ``b``, ``worse``, or ``matches`` it. Ours is the paired difference
-  ``a − b`` (:func:`ig.report.results.difference`: per training seed and over seeds when both have
-  several, else the paired bootstrap), judged by :func:`ig.evaluation.uncertainty.verdict`.
+  ``a`` is ``better`` than ``b``, ``worse``, or ``matches`` it (within the claim's ``margin``). Ours
+  is the paired difference ``a − b`` (:func:`ig.report.results.difference`: per training seed and
+  over seeds when both have several, else the paired bootstrap), tested one-sided in the paper's
+  direction, or by TOST against the margin.
 - ``kind: steps_to_reach``: run ``a`` reaches run ``b``'s value at ``b``'s last milestone in fewer
-  training steps (the training-speed claim): the steps at which each training seed of ``a`` first
-  reaches it (linear between milestones), against ``b``'s last step.
+  training steps (the training-speed claim): :func:`ig.evaluation.speedup.steps_to_reach`, a's
+  monotone mean curve against the target with its own error; inconclusive when it cannot decide.
+
+The campaign's claims are one family: their p-values are adjusted together (Holm), and a claim is
+reproduced only when its adjusted p-value is at most 5 % (:func:`judge_family`).
 
 The paper's figure is ``a − b`` of the two rows the claim names in ``results/paper/numbers.csv``;
 in another feature space (the embedded campaigns' classifier) only its sign and relative size
@@ -19,12 +23,12 @@ from the numbers alone, with the campaign's settings listed from its config.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ig import campaign as campaign_mod
 from ig.campaign import Campaign, SampleSet
@@ -38,12 +42,27 @@ from ig.utils.io import atomic_path, read_json, write_json
 
 @dataclass(frozen=True)
 class Finding:
+    """One claim judged: ``p`` is its test's p-value (one-sided in the claimed direction; TOST for
+    ``matches``; None when not evaluated), ``p_adjusted`` the same after Holm over the campaign's
+    claims, and ``outcome`` what that says (:func:`ig.evaluation.uncertainty.claim_outcome`)."""
+
     claim: str
     metric: str
     paper: str
     ours: str
     outcome: str
     detail: dict[str, Any]
+    p: float | None = None
+    p_adjusted: float | None = None
+
+
+@dataclass(frozen=True)
+class Test:
+    """A claim's evidence before the family is adjusted: its finding, and how an adjusted p-value
+    turns into an outcome."""
+
+    finding: Finding
+    decide: Callable[[float], str] | None = None
 
 
 def _paper_row(claim: dict, side: str) -> dict:
@@ -90,24 +109,27 @@ def _paper_steps(paper, claim: dict) -> str:
     return f"{reached:,.0f} vs {b_step:,} iterations ({b_step / reached:.1f}× faster)"
 
 
-def compare(c: Campaign, claim: dict, metrics: dict, paper) -> Finding:
-    from ig.evaluation.uncertainty import OUTCOMES, outcome, verdict
+def compare(c: Campaign, claim: dict, metrics: dict, paper) -> Test:
+    from ig.evaluation.uncertainty import OUTCOMES, claim_outcome, claim_p_value, verdict
     from ig.report.results import cell, difference
 
-    metric = claim["metric"]
+    metric, expect, margin = claim["metric"], claim["expect"], claim.get("margin")
     a, b = (cell(c.row_sets(claim[side]), metrics, metric) for side in ("a", "b"))
     effect, paper_text = _paper_effect(paper, claim)
     if a is None or b is None:
-        return Finding(claim["claim"], metric, paper_text, "not evaluated", OUTCOMES[2], {})
+        return Test(Finding(claim["claim"], metric, paper_text, "not evaluated", OUTCOMES[2], {}))
     d = difference(a, b, metric)
     judged = verdict(d, metric)
     low, high = d.interval
     seeds = f", {a.n} seeds" if a.n > 1 else ""
     f = f".{decimals(metric)}f"
-    ours = f"{b.value:{f}} → {a.value:{f}} ({d.delta:+{f}} ± {d.se:{f}}{seeds}; {judged})"
+    within = f", margin ±{margin:{f}}" if expect == "matches" else ""
+    ours = f"{b.value:{f}} → {a.value:{f}} ({d.delta:+{f}} ± {d.se:{f}}{seeds}{within}; {judged})"
     detail = {"a": a.value, "b": b.value, "delta": d.delta, "se": d.se, "interval": [low, high], "dof": d.dof,
-              "paired": d.paired, "verdict": judged, "paper_delta": effect}  # fmt: skip
-    return Finding(claim["claim"], metric, paper_text, ours, outcome(claim["expect"], judged), detail)
+              "paired": d.paired, "verdict": judged, "paper_delta": effect, "margin": margin}  # fmt: skip
+    p = claim_p_value(d, expect, metric, margin)
+    finding = Finding(claim["claim"], metric, paper_text, ours, "", detail, p)
+    return Test(finding, lambda p_adjusted: claim_outcome(d, expect, metric, p_adjusted, margin))
 
 
 def crossing_step(steps: list[int], values: list[float], target: float, lower_is_better: bool) -> float | None:
@@ -122,43 +144,45 @@ def crossing_step(steps: list[int], values: list[float], target: float, lower_is
     return None
 
 
-def steps_to_reach(c: Campaign, claim: dict, metrics: dict, paper) -> Finding:
-    """Training steps for ``a`` to reach ``b``'s value at ``b``'s last milestone."""
-    from ig.evaluation.uncertainty import LOWER_IS_BETTER, OUTCOMES, Difference, outcome
+def steps_to_reach(c: Campaign, claim: dict, metrics: dict, paper) -> Test:
+    """Training steps for ``a`` to reach ``b``'s value at ``b``'s last milestone
+    (:func:`ig.evaluation.speedup.steps_to_reach`: a's mean curve over its seeds made monotone, the
+    target with its own error, an interval that is unbounded when it cannot decide)."""
+    from ig.evaluation.speedup import steps_to_reach as reach_of
+    from ig.evaluation.uncertainty import ALPHA, LOWER_IS_BETTER, OUTCOMES
     from ig.report.results import cell
 
-    metric, guidance = claim["metric"], claim["a"].get("guidance", "none")
+    metric, labels = claim["metric"], claim["a"].get("labels", "random")
+    guidance = claim["a"].get("guidance", "none")
     target = cell(c.row_sets({**claim["b"], "milestone": "last"}), metrics, metric)
     b_step = c.milestone_step(c.groups[claim["b"]["run"]][0], c.milestones(claim["b"]["run"])[-1])
     paper_text = _paper_steps(paper, claim)
-    if target is None:
-        return Finding(claim["claim"], metric, paper_text, "not evaluated", OUTCOMES[2], {})
-    crossings = []
-    for run in c.groups[claim["a"]["run"]]:
-        steps, values = [], []
-        for m in c.milestones(run):
-            v = metrics.get(SampleSet(run, m, guidance, claim["a"].get("labels", "random")), {}).get(metric)
-            if v is not None:
-                steps.append(c.milestone_step(run, m))
-                values.append(v)
-        crossings.append(crossing_step(steps, values, target.value, LOWER_IS_BETTER[metric]))
-    reached = [s for s in crossings if s is not None]
-    detail = {"target": target.value, "b_steps": b_step, "a_steps": crossings}
-    if len(reached) < len(crossings):
-        ours = (
-            f"{len(crossings) - len(reached)} of {len(crossings)} seeds never reach {target.value:.2f} by step {b_step}"
-        )
-        return Finding(claim["claim"], metric, paper_text, ours, OUTCOMES[1], detail)
-    mean = float(np.mean(reached))
-    if len(reached) > 1:
-        d = Difference(mean - b_step, float(np.std(reached, ddof=1) / math.sqrt(len(reached))), True, len(reached) - 1)
-    else:
-        d = Difference(mean - b_step, 0.0, True)
-    low, high = d.interval
-    judged = "better" if high < 0 else "worse" if low > 0 else "within noise"  # fewer steps is better
-    ours = f"{mean:,.0f} ± {d.se:,.0f} steps vs {b_step:,} ({b_step / mean:.2f}× faster; {judged})"
-    detail |= {"mean_steps": mean, "se": d.se, "speedup": b_step / mean, "verdict": judged}
-    return Finding(claim["claim"], metric, paper_text, ours, outcome("better", judged), detail)
+    seeds = c.groups[claim["a"]["run"]]
+    milestones = [m for m in c.milestones(seeds[0]) if all(SampleSet(r, m, guidance, labels) in metrics for r in seeds)]
+    if target is None or not milestones:
+        return Test(Finding(claim["claim"], metric, paper_text, "not evaluated", OUTCOMES[2], {}))
+    sets = [[metrics[SampleSet(r, m, guidance, labels)] for m in milestones] for r in seeds]
+    reach = reach_of(
+        [c.milestone_step(seeds[0], m) for m in milestones],
+        [[s[metric] for s in row] for row in sets],
+        [[s[f"{metric}_se"] or 0.0 for s in row] for row in sets],
+        target.error,
+        LOWER_IS_BETTER[metric],
+    )
+    judged = reach.verdict(b_step)  # fewer steps is better
+    steps = "not reached" if math.isinf(reach.step) else f"{reach.step:,.0f}"
+    high = "∞" if math.isinf(reach.high) else f"{reach.high:,.0f}"
+    ours = f"{steps} steps (95 %: {reach.low:,.0f}–{high}) vs {b_step:,}, {len(seeds)} seed(s); {judged}"
+    detail = {"target": target.value, "target_se": target.error.se, "b_steps": b_step, "steps": reach.step,
+              "interval": [reach.low, reach.high], "speedup": reach.speedup(b_step), "verdict": judged}  # fmt: skip
+    finding = Finding(claim["claim"], metric, paper_text, ours, "", detail, reach.p_sooner(b_step))
+
+    def decide(p_adjusted: float) -> str:
+        if p_adjusted <= ALPHA:
+            return OUTCOMES[0]
+        return OUTCOMES[1] if judged == "worse" else OUTCOMES[2]
+
+    return Test(finding, decide)
 
 
 KINDS = {"compare": compare, "steps_to_reach": steps_to_reach}
@@ -168,7 +192,20 @@ def findings(c: Campaign, paper_csv: str | Path) -> list[Finding]:
     from ig.report.results import load_paper, load_results
 
     metrics, paper = load_results(c).metrics, load_paper(paper_csv)
-    return [KINDS[claim["kind"]](c, claim, metrics, paper) for claim in c.config["claims"]]
+    return judge_family([KINDS[claim["kind"]](c, claim, metrics, paper) for claim in c.config["claims"]])
+
+
+def judge_family(tests: list[Test]) -> list[Finding]:
+    """The campaign's claims judged as one family: Holm's adjustment over every evaluated claim's
+    p-value, so that the chance of calling any false claim reproduced stays at most 5 %."""
+    from ig.evaluation.uncertainty import holm
+
+    tested = [t for t in tests if t.decide is not None]
+    adjusted = dict(zip(map(id, tested), holm([t.finding.p for t in tested]), strict=True))
+    return [
+        replace(t.finding, p_adjusted=adjusted[id(t)], outcome=t.decide(adjusted[id(t)])) if t.decide else t.finding
+        for t in tests
+    ]
 
 
 def settings_summary(c: Campaign) -> list[str]:
@@ -247,18 +284,23 @@ def to_markdown(
         "",
         "**Verdicts:** " + ", ".join(f"{n} {o}" for o, n in counts.items()) + f" (of {len(found)} claims).",
         "",
-        "| Claim | Metric | Paper (b → a) | Ours (b → a, a − b ± s.e.) | Verdict |",
-        "|---|---|---|---|---|",
+        "| Claim | Metric | Paper (b → a) | Ours (b → a, a − b ± s.e.) | p (Holm) | Verdict |",
+        "|---|---|---|---|---|---|",
     ]
     for f in found:
-        lines.append(f"| {f.claim} | {METRIC_NAMES.get(f.metric, f.metric)} | {f.paper} | {f.ours} | **{f.outcome}** |")
+        p = "–" if f.p is None else f"{f.p:.2g} ({f.p_adjusted:.2g})"
+        metric = METRIC_NAMES.get(f.metric, f.metric)
+        lines.append(f"| {f.claim} | {metric} | {f.paper} | {f.ours} | {p} | **{f.outcome}** |")
     lines += [
         "",
         "How to read it: ours is the paired difference of sample sets drawn from the same noise and labels; "
-        "over several training seeds, the mean of per-seed differences with its Student-t error. A claim is "
-        "*reproduced* when the 95 % interval of our difference lies on the paper's side of zero, *not "
-        "reproduced* when it lies on the other side, *inconclusive* (at this scale) when it contains zero "
-        "(`ig.evaluation.uncertainty.outcome`).",
+        "over several training seeds (each sampled from its own noise), the mean of per-seed differences with "
+        "its Student-t error, which holds training and sampling noise. Each claim is tested in the paper's "
+        "direction (one-sided; a claim that two settings *match*: TOST against the config's margin), and the "
+        "campaign's claims as one family: p is the test's p-value, (Holm) the same adjusted over the family. "
+        "A claim is *reproduced* when its adjusted p ≤ 0.05, *not reproduced* when our 95 % interval lies on "
+        "the other side (or beyond the margin), *inconclusive* (at this scale) otherwise "
+        "(`ig.evaluation.uncertainty.claim_outcome`).",
     ]
     if extractor and not extractor.startswith("inception"):
         lines.append(
@@ -291,7 +333,7 @@ def write_claims(c: Campaign, paper_csv: str | Path, out: str | Path) -> list[Fi
         for t in c.config["tuning"]
         if (path := Path(c.path("tuning_trace", tuning=t))).is_file()
     }
-    write_json(Path(out).with_suffix(".json"), [f.__dict__ for f in found])
+    write_json(Path(out).with_suffix(".json"), [dataclasses.asdict(f) for f in found])
     with atomic_path(out) as tmp:
         pending = pending_lines(results)
         text = to_markdown(c, found, extractor, toy, traces)
