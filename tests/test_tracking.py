@@ -87,3 +87,15 @@ def test_wandb_misconfigured_or_missing(tmp_path, monkeypatch, caplog):
         write_steps(training_log(tmp_path), range(1, 3))
     assert "wandb is not installed" in caplog.text
     assert (tmp_path / "runs" / "sit-b" / "training.jsonl").read_text().count("\n") == 1
+
+
+def test_a_job_without_a_progress_bar_logs_a_progress_line_with_its_eta(tmp_path, monkeypatch, caplog):
+    """A cluster job's log (no bar) says where training is, how fast and when it ends."""
+    monkeypatch.setattr("ig.train.log.PROGRESS_SECONDS", 0)
+    clock = iter(float(t) for t in range(100))  # one second per call of the clock
+    monkeypatch.setattr("ig.train.log.time.perf_counter", lambda: next(clock))
+    with caplog.at_level("INFO", logger="ig.train.log"):
+        write_steps(training_log(tmp_path), range(1, 5))
+    lines = [r.getMessage() for r in caplog.records]
+    # step 4 of 10: loss mean(3, 4) = 3.5; 8 images a step, 2 steps in 1 s; 1 s per step so far → 6 s left
+    assert lines[-1] == "step 4/10 (40.0 %), 16.0 img/s, loss 3.5000, ETA 0h00m", lines

@@ -46,13 +46,25 @@ GUIDANCE_EXTRAS = ("ag_run", "ag_milestone")  # guidance keys that name a weak m
 DATASET_IMAGES = {"imagenet": 1_281_167, "fashion-mnist": 60_000}  # training images of each dataset
 
 
-def load(path: str | Path, dry_run: bool = False) -> Campaign:
-    """The campaign of a config file, or of the workflow's campaign spec (``dry_run``: for planning
-    only, see :class:`Campaign`)."""
-    config = read_yaml_mapping(path, what="config")
+def load(path: str | Path | list[str | Path], dry_run: bool = False) -> Campaign:
+    """The campaign of a config file, of several merged as ``snakemake --configfile A B`` merges them
+    (later files' keys over earlier ones', mapping by mapping), or of the workflow's campaign spec
+    (``dry_run``: for planning only, see :class:`Campaign`)."""
+    config: dict[str, Any] = {}
+    for one in path if isinstance(path, list) else [path]:
+        merge(config, read_yaml_mapping(one, what="config"))
     if config.get("kind") == "campaign":  # ig.campaign.specs
         config = config["config"]
     return Campaign(validate(config), dry_run)
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> None:
+    """``update`` into ``base``, recursively for mappings (Snakemake's rule for several config files)."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
 
 
 @dataclass(frozen=True, order=True)

@@ -37,6 +37,7 @@ LAYOUT = {
     "tuned": "tuning/{tuning}/chosen.json",
     "tuning_trace": "tuning/{tuning}/trace.json",
     "readme": "README.md",
+    "report_intro": "report.rst",  # the first page of snakemake --report: verdicts and pending cells
     "pending": "pending.md",
     "toy2d": "toy2d",
     "toy2d_table": "toy2d/metrics.md",
@@ -59,3 +60,9 @@ def layout_path(root: str | Path, key: str, **wildcards: Any) -> str:
 def log_file(campaign: str, rule: str, name: str) -> str:
     """Every rule's log: ``logs/<campaign>/<rule>/<name>.log`` (beside results/, where Snakemake runs)."""
     return f"logs/{campaign}/{rule}/{name}.log"
+
+
+def benchmark_file(campaign: str, rule: str, name: str) -> str:
+    """Every GPU rule's ``benchmark:`` record (wall time, memory, CPU of the job: what sizes the next
+    run's limits): ``benchmarks/<campaign>/<rule>/<name>.tsv``."""
+    return f"benchmarks/{campaign}/{rule}/{name}.tsv"

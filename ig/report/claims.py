@@ -318,6 +318,25 @@ def to_markdown(
     return "\n".join(lines) + "\n"
 
 
+WORKFLOW_DESCRIPTION = Path(__file__).resolve().parents[2] / "workflow" / "report" / "workflow.rst"
+
+
+def report_intro(c: Campaign, found: list[Finding], pending: list[str]) -> str:
+    """The first page of the campaign's ``snakemake --report`` (reStructuredText): the claims'
+    verdicts and the pending cells, then the workflow's description."""
+    from ig.evaluation.uncertainty import OUTCOMES
+
+    counts = ", ".join(f"{sum(f.outcome == o for f in found)} {o}" for o in OUTCOMES)
+    lines = [f"**Verdicts of the paper's claims:** {counts} (of {len(found)}; the README has the details).", ""]
+    for f in found:
+        p = "" if f.p_adjusted is None else f"; p (Holm) {f.p_adjusted:.2g}"
+        lines.append(f"* **{f.outcome}**: {f.claim} ({f.metric}): {f.ours}{p}")
+    if pending:
+        lines += ["", f"**Pending** ({len(pending)} sample sets: missing, failed or out of date):", ""]
+        lines += [f"* {line.removeprefix('- ').replace('`', '``')}" for line in pending]
+    return "\n".join(lines) + "\n\n" + WORKFLOW_DESCRIPTION.read_text()
+
+
 def write_claims(c: Campaign, paper_csv: str | Path, out: str | Path) -> list[Finding]:
     """The campaign README (and its findings as JSON beside it), with the 2D toy's verdicts and what
     each tuning target chose when the campaign has them."""
@@ -334,6 +353,8 @@ def write_claims(c: Campaign, paper_csv: str | Path, out: str | Path) -> list[Fi
         if (path := Path(c.path("tuning_trace", tuning=t))).is_file()
     }
     write_json(Path(out).with_suffix(".json"), [dataclasses.asdict(f) for f in found])
+    with atomic_path(c.path("report_intro")) as tmp:
+        tmp.write_text(report_intro(c, found, pending_lines(results)))
     with atomic_path(out) as tmp:
         pending = pending_lines(results)
         text = to_markdown(c, found, extractor, toy, traces)

@@ -109,7 +109,9 @@ def format_status(report: dict[str, Any]) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, help="the campaign's config (as given to snakemake --configfile)")
+    p.add_argument(
+        "--config", nargs="+", required=True, help="the campaign's config file(s), as given to snakemake --configfile"
+    )
     p.add_argument("--json", action="store_true", help="print the status as JSON")
 
 

@@ -29,6 +29,7 @@ from ig.errors import IGError
 from ig.utils.io import atomic_path
 
 LOSS_KEYS = ("loss", "loss_final", "loss_inter", "loss_cos", "grad_norm")
+PROGRESS_SECONDS = 180  # a progress line in the job's log at most this often (at log lines), without a bar
 log = logging.getLogger(__name__)
 
 
@@ -53,6 +54,8 @@ class TrainingLog:
         self.window: torch.Tensor | None = None  # sums of the values since the last line, on the device
         self.steps = 0
         self.tick = (time.perf_counter(), start_step)
+        self.start, self.target_step = self.tick, target_step
+        self.progress_line = self.tick[0] if not progress else None  # a cluster job's log has no bar
         self.writer = None
         self.wandb = None
         self.bar = None
@@ -108,6 +111,9 @@ class TrainingLog:
             self.wandb.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=step)
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_s']:.1f}", refresh=False)
+        if self.progress_line is not None and now - self.progress_line >= PROGRESS_SECONDS:
+            self.progress_line = now
+            log.info(progress_text(step, self.target_step, record, (now - self.start[0]) / (step - self.start[1])))
 
     def close(self) -> None:
         if self.bar is not None:
@@ -116,6 +122,15 @@ class TrainingLog:
             self.writer.close()
         if self.wandb is not None:
             self.wandb.finish()
+
+
+def progress_text(step: int, target: int, record: dict[str, Any], seconds_per_step: float) -> str:
+    """One line for a job's log: where the segment is, how fast, the loss, and when it will end."""
+    eta = int((target - step) * seconds_per_step)
+    return (
+        f"step {step:,}/{target:,} ({100 * step / max(target, 1):.1f} %), {record['images_per_s']:,.1f} img/s, "
+        f"loss {record['loss']:.4f}, ETA {eta // 3600}h{eta % 3600 // 60:02d}m"
+    )
 
 
 def peak_memory_gib() -> float:

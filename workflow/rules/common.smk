@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from ig.campaign import Campaign, SampleSet, milestone_target, validate
-from ig.campaign.layout import log_file
+from ig.campaign.layout import benchmark_file, log_file
 from ig.campaign.specs import sample_job, write_spec
 from ig.errors import IGError
 
@@ -33,6 +33,10 @@ PAPER_NUMBERS = workflow.source_path("../../results/paper/numbers.csv")
 
 def log_path(rule: str, name: str) -> str:
     return log_file(config["name"], rule, name)
+
+
+def benchmark_path(rule: str, name: str) -> str:
+    return benchmark_file(config["name"], rule, name)
 
 
 def q(value) -> str:
@@ -105,6 +109,11 @@ wildcard_constraints:
     guidance=r"[A-Za-z0-9_.+-]+",
     labels=r"random|balanced",
     shard=r"\d{5}",
+
+
+def report_intro() -> str:
+    intro = C.path("report_intro")
+    return os.path.abspath(intro) if os.path.exists(intro) else workflow.source_path("../report/workflow.rst")
 
 
 def final_outputs():

@@ -8,6 +8,8 @@ rule train_autoencoder:
         config=C.path("autoencoder"),
     log:
         log_path("train_autoencoder", "{latents}"),
+    benchmark:
+        benchmark_path("train_autoencoder", "{latents}")
     conda:
         "../envs/ig.yaml"
     threads: 1
@@ -28,6 +30,8 @@ rule encode_shard:
         shard=C.path("latent_shard"),
     log:
         log_path("encode", "{latents}/{shard}"),
+    benchmark:
+        benchmark_path("encode_shard", "{latents}/{shard}")
     conda:
         "../envs/ig.yaml"
     threads: 1

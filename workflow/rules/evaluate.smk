@@ -9,6 +9,8 @@ rule train_classifier:
         checkpoint=C.path("classifier"),
     log:
         log_path("train_classifier", "classifier"),
+    benchmark:
+        benchmark_path("train_classifier", "classifier")
     conda:
         "../envs/ig.yaml"
     threads: 1
@@ -28,6 +30,8 @@ rule reference_stats:
         reference=C.path("reference"),
     log:
         log_path("reference_stats", "reference"),
+    benchmark:
+        benchmark_path("reference_stats", "reference")
     conda:
         "../envs/ig.yaml"
     threads: 1
@@ -55,6 +59,8 @@ rule evaluate:
         grid=report(C.path("grid"), category="Samples", subcategory="{run}", caption="../report/grid.rst"),
     log:
         log_path("evaluate", "{run}/{milestone}/{guidance}-{labels}"),
+    benchmark:
+        benchmark_path("evaluate", "{run}/{milestone}/{guidance}-{labels}")
     conda:
         "../envs/ig.yaml"
     threads: 1

@@ -12,6 +12,8 @@ rule sample:
         manifest=C.path("sample_manifest"),
     log:
         log_path("sample", "{run}/{milestone}/{guidance}-{labels}"),
+    benchmark:
+        benchmark_path("sample", "{run}/{milestone}/{guidance}-{labels}")
     conda:
         "../envs/ig.yaml"
     threads: 1

@@ -13,6 +13,8 @@ rule train_segment:
         checkpoint=C.path("checkpoint"),
     log:
         log_path("train", "{run}/{milestone}"),
+    benchmark:
+        benchmark_path("train_segment", "{run}/{milestone}")
     wildcard_constraints:
         run=runs_regex(imported=False),
     conda:

@@ -13,6 +13,8 @@ rule tune:
         trace=C.path("tuning_trace"),
     log:
         log_path("tune", "{tuning}"),
+    benchmark:
+        benchmark_path("tune", "{tuning}")
     conda:
         "../envs/ig.yaml"
     threads: 1
