@@ -8,5 +8,6 @@
 
 include: "workflow/Snakefile"
 
+
 # An included file sets no default target: the campaign's outputs, as when workflow/Snakefile runs.
 workflow.default_target = "all"

@@ -2,6 +2,7 @@
 tables with errors, paired comparisons and verdicts, and the compute plan."""
 
 import copy
+import math
 from pathlib import Path
 
 import pytest
@@ -278,3 +279,25 @@ def test_plan_counts_jobs_and_scales_with_the_budget():
     config.setdefault("estimates", {})["train_tflops"] = 2 * plan_mod.DEFAULT_ESTIMATES["train_tflops"]
     p2 = plan_mod.plan(_campaign(config, dry_run=True))
     assert abs(p2["totals"]["train_gpu_hours"] * 2 - p["totals"]["train_gpu_hours"]) < 1e-6
+
+
+def test_time_limits_follow_from_the_plan_and_warn_past_the_partitions_longest():
+    """Each segment's wall time is its share of the run's steps on the run's GPUs; fp32 sampling runs
+    at half bf16's rate; a job's limit is its estimate × 1.5 + 15 min, and ig plan names the jobs over
+    the partition's longest."""
+    config = _config("paper.yaml")
+    c = _campaign(config, dry_run=True)
+    p = plan_mod.plan(c)
+    run = p["runs"]["sit-xl-ig"]
+    assert sum(run["segment_hours"].values()) * config["runs"]["sit-xl-ig"]["gpus"] == pytest.approx(
+        run["train_gpu_hours"]
+    )
+    key = next(s["set"] for s in p["sample_sets"] if s["set"].startswith("sit-xl-ig/"))
+    hours = plan_mod.job_hours(p, "sample", key)
+    assert plan_mod.runtime_minutes(hours) == math.ceil(hours * 90) + 15
+    config["sampling"]["precision"] = "bf16"
+    assert plan_mod.job_hours(plan_mod.plan(_campaign(config, dry_run=True)), "sample", key) == pytest.approx(hours / 2)
+    rule, (job, longest) = "tune", plan_mod.longest_jobs(p)["tune"]
+    warnings = plan_mod.limit_warnings(p, max_minutes=plan_mod.runtime_minutes(longest) - 1)
+    assert any(w.startswith(f"warning: {rule} {job} needs a ") for w in warnings)
+    assert plan_mod.limit_warnings(p, max_minutes=10**6) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 from ig import campaign as campaign_mod
 from ig.campaign import Campaign
@@ -22,9 +23,15 @@ from ig.utils.io import atomic_path
 DEFAULT_ESTIMATES = {
     "gpu": "H100 (bf16)",
     "train_tflops": 350.0,  # sustained TFLOP/s of a training step
-    "sample_tflops": 400.0,  # sustained TFLOP/s of sampling forwards
+    "sample_tflops": 400.0,  # sustained TFLOP/s of sampling forwards in bf16
+    "sample_tflops_fp32": 200.0,  # the same in fp32 with TF32 matmuls (as the releases sample): half
     "eval_images_per_s": 2000.0,  # Inception feature extraction
 }
+# A job's time limit, sized from its estimate: this margin over it, plus minutes to start (imports,
+# loading a checkpoint, compiling); ``ig plan`` warns where that exceeds the partition's longest.
+RUNTIME_MARGIN = 1.5
+RUNTIME_START_MINUTES = 15
+MAX_RUNTIME_MINUTES = 1440  # a common partition MaxTime (24 h); IG_SLURM_MAX_MINUTES for your site's
 WEIGHT_BYTES = 4  # float32
 # A full training state holds the weights, the EMA weights and the optimizer's moments per weight:
 # AdamW two, Muon one (its auxiliary Adam's two cover only the few non-matrix parameters).
@@ -45,11 +52,18 @@ def plan(campaign: Campaign) -> dict:
                  "milestone_gb": milestone_gb, "disk_gb": milestone_gb}  # fmt: skip
         if "train" in spec:
             full_copies = 2 + MOMENTS[spec["train"]["optimizer"]["kind"]]  # weights, EMA, moments
-            images = campaign.milestone_step(run, spec["milestones"][-1]) * spec["train"]["global_batch"]
+            hours_per_image = 3 * flops / (est["train_tflops"] * 1e12) / 3600
+            steps = [campaign.milestone_step(run, m) for m in spec["milestones"]]
+            images = steps[-1] * spec["train"]["global_batch"]
             entry.update(
                 segments=len(spec["milestones"]),
                 train_images=images,
-                train_gpu_hours=images * 3 * flops / (est["train_tflops"] * 1e12) / 3600,
+                train_gpu_hours=images * hours_per_image,
+                # each segment's wall time on the run's GPUs (what its job's time limit must hold)
+                segment_hours={
+                    m: (b - a) * spec["train"]["global_batch"] * hours_per_image / spec["gpus"]
+                    for m, a, b in zip(spec["milestones"], [0, *steps[:-1]], steps, strict=True)
+                },
                 full_state_gb=milestone_gb * full_copies,
                 disk_gb=milestone_gb * (len(spec["milestones"]) + FULL_STATES_KEPT * full_copies),
             )
@@ -63,7 +77,7 @@ def plan(campaign: Campaign) -> dict:
             {
                 "set": s.key,
                 "nfe": len(sampling.sampler.evaluation_times()),
-                "sample_gpu_hours": flops / (est["sample_tflops"] * 1e12) / 3600,
+                "sample_gpu_hours": flops / (sample_tflops(est, sampling.sampler) * 1e12) / 3600,
                 "eval_gpu_hours": sampling.num_samples / est["eval_images_per_s"] / 3600,
                 "disk_gb": images_gb(campaign, s.run, sampling.num_samples),
             }
@@ -94,6 +108,53 @@ def plan(campaign: Campaign) -> dict:
         "tuning": tuning,
         "totals": totals,
     }
+
+
+def sample_tflops(est: dict, sampler) -> float:
+    """Sampling throughput at the sampler's precision (fp32 sampling runs TF32 matmuls: half bf16's)."""
+    return est["sample_tflops"] if sampler.precision == "bf16" else est["sample_tflops_fp32"]
+
+
+def runtime_minutes(hours: float) -> int:
+    """A job's time limit for an estimated ``hours``: with ``RUNTIME_MARGIN`` and start-up minutes."""
+    return math.ceil(hours * 60 * RUNTIME_MARGIN) + RUNTIME_START_MINUTES
+
+
+def job_hours(p: dict, rule: str, key: str) -> float:
+    """The estimated wall time of one job: ``train_segment`` (key ``run/milestone``), ``sample`` and
+    ``evaluate`` (key: the sample set's), ``tune`` (key: the target)."""
+    if rule == "train_segment":
+        run, milestone = key.rsplit("/", 1)
+        return p["runs"][run]["segment_hours"][milestone]
+    if rule == "tune":
+        return p["tuning"][key]["gpu_hours"]
+    column = {"sample": "sample_gpu_hours", "evaluate": "eval_gpu_hours"}[rule]
+    return next(s[column] for s in p["sample_sets"] if s["set"] == key)
+
+
+def longest_jobs(p: dict) -> dict[str, tuple[str, float]]:
+    """Per rule with an estimate, its longest job and that job's hours."""
+    jobs = {
+        "train_segment": [(f"{r}/{m}", h) for r, e in p["runs"].items() for m, h in e.get("segment_hours", {}).items()],
+        "sample": [(s["set"], s["sample_gpu_hours"]) for s in p["sample_sets"]],
+        "evaluate": [(s["set"], s["eval_gpu_hours"]) for s in p["sample_sets"]],
+        "tune": [(t, c["gpu_hours"]) for t, c in p["tuning"].items()],
+    }
+    return {rule: max(found, key=lambda job: job[1]) for rule, found in jobs.items() if found}
+
+
+def limit_warnings(p: dict, max_minutes: int = MAX_RUNTIME_MINUTES) -> list[str]:
+    """The jobs whose time limit (sized from their estimate) exceeds the partition's longest."""
+    warnings = []
+    for rule, (key, hours) in longest_jobs(p).items():
+        minutes = runtime_minutes(hours)
+        if minutes > max_minutes:
+            fix = "add milestones to split it" if rule == "train_segment" else "use fewer samples or more GPUs"
+            warnings.append(
+                f"warning: {rule} {key} needs a {minutes / 60:,.1f} h limit (estimated {hours:,.1f} h × "
+                f"{RUNTIME_MARGIN}), over the partition's {max_minutes / 60:,.0f} h (IG_SLURM_MAX_MINUTES): {fix}"
+            )
+    return warnings
 
 
 def images_gb(campaign: Campaign, run: str, images: int) -> float:
@@ -133,7 +194,7 @@ def tuning_cost(campaign: Campaign, target: str, runs: dict, est: dict) -> dict:
         images += alive * (n - previous)
         alive, previous = max(1, math.ceil(alive / spec["eta"])), n
     rows = max(network_rows(sampling.sampler, g) for g in candidates)
-    per_image = runs[run]["gflops_forward"] * 1e9 * rows / (est["sample_tflops"] * 1e12) / 3600
+    per_image = runs[run]["gflops_forward"] * 1e9 * rows / (sample_tflops(est, sampling.sampler) * 1e12) / 3600
     seconds_eval = 1 / est["eval_images_per_s"] / 3600
     grid = len(candidates) * sampling.num_samples
     return {
@@ -186,6 +247,18 @@ def format_plan(p: dict) -> str:
             cells = [target, str(c["candidates"]), ", ".join(map(str, c["schedule"])), f"{c['images']:,}",
                      f"{c['gpu_hours']:,.2f}", f"{c['grid_images']:,}", f"{c['grid_gpu_hours']:,.2f}"]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
+    max_minutes = int(os.environ.get("IG_SLURM_MAX_MINUTES", MAX_RUNTIME_MINUTES))
+    lines += [
+        "",
+        f"Time limits, sized from the estimates (× {RUNTIME_MARGIN} + {RUNTIME_START_MINUTES} min; the rules request "
+        f"them): the longest job of each kind, against the partition's {max_minutes / 60:,.0f} h.",
+        "",
+        "| rule | longest job | estimated h | limit h |",
+        "|---|---|---|---|",
+    ]
+    for rule, (key, hours) in longest_jobs(p).items():
+        lines.append(f"| {rule} | {key} | {hours:,.2f} | {runtime_minutes(hours) / 60:,.2f} |")
+    lines += ["", *limit_warnings(p, max_minutes)]
     lines += ["", "| sample set | NFE | sampling GPU-h | evaluation GPU-h | disk GB |", "|---|---|---|---|---|"]
     for s in p["sample_sets"]:
         lines.append(

@@ -1,6 +1,7 @@
 # Config validation and the input functions every rule uses. The campaign itself (runs,
 # milestones, sample sets, and the path of every file) is ig.campaign, shared with `ig table`,
 # `ig plot`, `ig plan` and `ig tune`; rules take their paths from C.path.
+import functools
 import json
 import os
 import re
@@ -96,11 +97,38 @@ if not workflow.remote_exec:
     check_forced_retraining()
 
 
+# Time limits from the plan (ig.report.plan): each GPU job with an estimate requests its estimated
+# wall time with a margin, so the profile's limits follow from the plan; `ig plan` (and the dry run)
+# warns where one exceeds the partition's longest (IG_SLURM_MAX_MINUTES).
+@functools.cache
+def campaign_plan() -> dict:
+    from ig.report.plan import plan
+
+    return plan(C)
+
+
+def planned_runtime(rule: str):
+    """A resources function: the job's time limit in minutes, sized from its estimate."""
+
+    def minutes(wildcards) -> int:
+        from ig.report.plan import job_hours, runtime_minutes
+
+        if rule == "train_segment":
+            key = f"{wildcards.run}/{wildcards.milestone}"
+        elif rule == "tune":
+            key = wildcards.tuning
+        else:
+            key = SampleSet(**wildcards).key
+        return runtime_minutes(job_hours(campaign_plan(), rule, key))
+
+    return minutes
+
+
 # `snakemake -n` prints what the campaign will cost (jobs, estimated GPU-hours) before the DAG.
 if DRY_RUN:
-    from ig.report.plan import format_plan, plan
+    from ig.report.plan import format_plan
 
-    print(format_plan(plan(C)), file=sys.stderr)
+    print(format_plan(campaign_plan()), file=sys.stderr)
 
 
 wildcard_constraints:

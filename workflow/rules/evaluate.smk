@@ -64,6 +64,8 @@ rule evaluate:
     conda:
         "../envs/ig.yaml"
     threads: 1
+    resources:
+        runtime=planned_runtime("evaluate"),
     params:
         extractor=extractor_arg(),
         drop=drop_shards_flag(),

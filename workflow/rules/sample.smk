@@ -17,6 +17,8 @@ rule sample:
     conda:
         "../envs/ig.yaml"
     threads: 1
+    resources:
+        runtime=planned_runtime("sample"),
     params:
         folder=parent_dir("manifest"),
         args=sample_args,

@@ -21,6 +21,7 @@ rule train_segment:
         "../envs/ig.yaml"
     threads: 1
     resources:
+        runtime=planned_runtime("train_segment"),
         gpu=train_gpus,
         nodes=train_nodes,
         mpi=srun_mpi,

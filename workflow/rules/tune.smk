@@ -18,6 +18,8 @@ rule tune:
     conda:
         "../envs/ig.yaml"
     threads: 1
+    resources:
+        runtime=planned_runtime("tune"),
     params:
         folder=parent_dir("chosen"),
         extractor=extractor_arg(),
