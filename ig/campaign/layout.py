@@ -64,5 +64,5 @@ def log_file(campaign: str, rule: str, name: str) -> str:
 
 def benchmark_file(campaign: str, rule: str, name: str) -> str:
     """Every GPU rule's ``benchmark:`` record (wall time, memory, CPU of the job: what sizes the next
-    run's limits): ``benchmarks/<campaign>/<rule>/<name>.tsv``."""
+    run's limits): ``benchmarks/<campaign>/<rule>/<name>.tsv``, named as the job's log."""
     return f"benchmarks/{campaign}/{rule}/{name}.tsv"

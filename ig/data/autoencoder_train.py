@@ -140,13 +140,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels", type=int, nargs="+", default=[16, 32, 32], help="channels per level (3 levels: /4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-images", type=int, default=1000, help="held-out images for the reported error")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: the job's GPU if it was given one, else cpu)")
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> None:
     from ig.data.autoencoders import Autoencoder, tiny_config
     from ig.data.datasets import build_dataset
+    from ig.distributed import select_device
 
     if args.steps < 1 or args.batch_size < 1:
         raise IGError("--steps and --batch-size must be positive")
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> None:
         kl_weight=args.kl_weight,
         config=config,
         seed=args.seed,
-        device=args.device,
+        device=select_device(args.device),
         progress=not args.no_progress,
     )
     seconds = time.perf_counter() - start

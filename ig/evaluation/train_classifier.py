@@ -113,11 +113,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-train-images", type=int, help="train on the first N training images only")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: the job's GPU if it was given one, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> None:
+    from ig.distributed import select_device
     from ig.evaluation.classifier import save_classifier
 
     images, labels = dataset_arrays(args.dataset, args.data_root, args.resolution, "train", args.max_train_images)
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> None:
         lr=args.lr,
         widths=tuple(args.widths),
         seed=args.seed,
-        device=args.device,
+        device=select_device(args.device),
         progress=not args.no_progress,
     )
     seconds = time.perf_counter() - start

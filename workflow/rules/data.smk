@@ -31,7 +31,7 @@ rule encode_shard:
     log:
         log_path("encode", "{latents}/{shard}"),
     benchmark:
-        benchmark_path("encode_shard", "{latents}/{shard}")
+        benchmark_path("encode", "{latents}/{shard}")
     conda:
         "../envs/ig.yaml"
     threads: 1

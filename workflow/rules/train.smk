@@ -14,7 +14,7 @@ rule train_segment:
     log:
         log_path("train", "{run}/{milestone}"),
     benchmark:
-        benchmark_path("train_segment", "{run}/{milestone}")
+        benchmark_path("train", "{run}/{milestone}")
     wildcard_constraints:
         run=runs_regex(imported=False),
     conda:
@@ -38,7 +38,7 @@ rule train_segment:
     shell:
         "{params.launcher} train --spec {input.spec:q} --latents {params.latents:q} "
         "--out {output.checkpoint:q} --workdir {params.workdir:q} {params.segment} "
-        "--log {params.training_log:q} --grid {params.grid:q} --tensorboard {params.tensorboard:q} "
+        "--training-log {params.training_log:q} --grid {params.grid:q} --tensorboard {params.tensorboard:q} "
         "--no-progress > {log:q} 2>&1"
 
 
