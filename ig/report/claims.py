@@ -78,35 +78,39 @@ def _paper_effect(paper, claim: dict) -> tuple[float | None, str]:
 
     if not claim.get("paper"):
         return None, "–"
-    values = [paper_value(paper, _paper_row(claim, side), claim["metric"]) for side in ("a", "b")]
-    if None in values:
+    numbers = [paper_value(paper, _paper_row(claim, side), claim["metric"]) for side in ("a", "b")]
+    if None in numbers:
         return None, "–"
-    a, b = values
+    a, b = numbers
     f = f".{decimals(claim['metric'])}f"
-    return a - b, f"{b:{f}} → {a:{f}} ({a - b:+{f}})"
+    grades = sorted({n.grade for n in numbers} - {"table"})
+    graded = f" [{', '.join(grades)}]" if grades else ""  # a figure reading or a secondary source says so
+    return a.value - b.value, f"{b.value:{f}}{b.mark} → {a.value:{f}}{a.mark} ({a.value - b.value:+{f}}){graded}"
 
 
 def _paper_steps(paper, claim: dict) -> str:
     """The paper's training-speed figure: the iterations at which its curve of ``a`` reaches the value
     of ``b`` at ``b``'s last iteration (rows of one table and metric with ``iterations``)."""
     from ig.evaluation.uncertainty import LOWER_IS_BETTER
+    from ig.report.results import paper_grade
 
     if not claim.get("paper"):
         return "–"
     key, metric = claim["paper"], claim["metric"]
-    curves = {}
+    curves, grades = {}, set()
     for side in ("a", "b"):
         rows = paper[(paper["table"] == key["table"]) & (paper["method"] == key[side]) & (paper["metric"] == metric)]
-        rows = sorted((int(r.iterations), float(r.value)) for r in rows.itertuples() if r.iterations)
-        curves[side] = rows
+        grades |= {paper_grade(r.source, r.note) for r in rows.itertuples() if r.iterations}
+        curves[side] = sorted((int(r.iterations), float(r.value)) for r in rows.itertuples() if r.iterations)
     if not curves["a"] or not curves["b"]:
         return "–"
+    graded = f" [{', '.join(sorted(grades - {'table'}))}]" if grades - {"table"} else ""
     b_step, target = curves["b"][-1]
     steps, values = zip(*curves["a"], strict=True)
     reached = crossing_step(list(steps), list(values), target, LOWER_IS_BETTER[metric])
     if reached is None:
-        return f"not reached by {b_step:,}"
-    return f"{reached:,.0f} vs {b_step:,} iterations ({b_step / reached:.1f}× faster)"
+        return f"not reached by {b_step:,}{graded}"
+    return f"{reached:,.0f} vs {b_step:,} iterations ({b_step / reached:.1f}× faster){graded}"
 
 
 def compare(c: Campaign, claim: dict, metrics: dict, paper) -> Test:
@@ -274,7 +278,7 @@ def to_markdown(
     c: Campaign, found: list[Finding], extractor: str | None, toy: dict | None = None, traces: dict | None = None
 ) -> str:
     from ig.evaluation.uncertainty import OUTCOMES
-    from ig.report.results import METRIC_NAMES
+    from ig.report.results import METRIC_NAMES, PAPER_GRADE_LEGEND
 
     counts = {o: sum(f.outcome == o for f in found) for o in OUTCOMES}
     lines = [
@@ -300,7 +304,8 @@ def to_markdown(
         "campaign's claims as one family: p is the test's p-value, (Holm) the same adjusted over the family. "
         "A claim is *reproduced* when its adjusted p ≤ 0.05, *not reproduced* when our 95 % interval lies on "
         "the other side (or beyond the margin), *inconclusive* (at this scale) otherwise "
-        "(`ig.evaluation.uncertainty.claim_outcome`).",
+        "(`ig.evaluation.uncertainty.claim_outcome`). Paper figures: " + PAPER_GRADE_LEGEND + "; a claim "
+        "judged against such a number says so in brackets.",
     ]
     if extractor and not extractor.startswith("inception"):
         lines.append(

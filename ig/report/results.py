@@ -178,13 +178,48 @@ def load_paper(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
-def paper_value(paper: pd.DataFrame, key: dict, metric: str) -> float | None:
-    """The paper's number for a table row's ``paper:`` key, or None if the paper has none."""
+# How sure a paper number is, from its row's source and note (results/paper/README.md): a number
+# from a table of the paper, one read off a figure (±1 FID: a 95 % half-width, so its standard error
+# is 1/1.96), or one from a secondary source not checked against the paper. Every printed paper
+# number carries its grade's mark.
+PAPER_GRADES = {"table": "", "figure reading": "†", "secondary": "‡"}
+PAPER_GRADE_LEGEND = "† read off a figure of the paper (±1), ‡ from a secondary source, not checked against the paper"
+FIGURE_READING_SE = 1 / 1.96
+
+
+@dataclass(frozen=True)
+class PaperNumber:
+    value: float
+    grade: str  # a key of PAPER_GRADES
+
+    @property
+    def se(self) -> float:
+        """The number's own error: a figure reading's; a table's or a secondary source's is taken as exact."""
+        return FIGURE_READING_SE if self.grade == "figure reading" else 0.0
+
+    @property
+    def mark(self) -> str:
+        return PAPER_GRADES[self.grade]
+
+
+def paper_grade(source: str, note: str) -> str:
+    if "[secondary]" in source:
+        return "secondary"
+    if "read off" in source or note.startswith("approximate"):
+        return "figure reading"
+    return "table"
+
+
+def paper_value(paper: pd.DataFrame, key: dict, metric: str) -> PaperNumber | None:
+    """The paper's number for a table row's ``paper:`` key, with its grade, or None if the paper has none."""
     sel = (paper["table"] == key["table"]) & (paper["method"] == key["method"]) & (paper["metric"] == metric)
-    for field in ("epochs", "iterations", "guidance", "labels"):
-        if field in key:
-            sel &= paper[field] == str(key[field])
+    for column in ("epochs", "iterations", "guidance", "labels"):
+        if column in key:
+            sel &= paper[column] == str(key[column])
     hits = paper[sel]
     if len(hits) > 1:
         raise IGError(f"paper key {key} matches {len(hits)} rows of numbers.csv; add epochs/guidance/labels")
-    return float(hits["value"].iloc[0]) if len(hits) else None
+    if not len(hits):
+        return None
+    row = hits.iloc[0]
+    return PaperNumber(float(row["value"]), paper_grade(row["source"], row["note"]))

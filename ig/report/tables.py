@@ -13,6 +13,7 @@ cancels), each ``Δ ± error`` with a verdict from :func:`ig.evaluation.uncertai
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +71,9 @@ def build_rows(campaign: campaign_mod.Campaign, table: dict, metrics: dict, pape
             out[f"{m}_paper"] = ref
             gap = c.error if c is not None else None
             out[f"{m}_vs_paper"] = (
-                None if c is None or ref is None else Difference(c.value - ref, gap.se, False, gap.dof)
+                None
+                if c is None or ref is None
+                else Difference(c.value - ref.value, math.hypot(gap.se, ref.se), False, gap.dof)
             )
         rows.append(out)
     return rows
@@ -113,7 +116,7 @@ def to_markdown(table: dict, rows: list[dict], comparisons: list[dict], extracto
             if _has_paper(table):
                 ref = r[f"{m}_paper"]
                 cells += [
-                    "–" if ref is None else f"{ref:.{decimals(m)}f}",
+                    "–" if ref is None else f"{ref.value:.{decimals(m)}f}{ref.mark}",
                     format_cell(r[m], m),
                     format_difference(r[f"{m}_vs_paper"], m, PAPER_VERDICTS),
                 ]
@@ -126,6 +129,10 @@ def to_markdown(table: dict, rows: list[dict], comparisons: list[dict], extracto
         for c in comparisons:
             lines.append("| " + " | ".join([c["label"], *(format_difference(c[m], m) for m in metrics)]) + " |")
     lines += ["", legend(rows, extractor)]
+    if _has_paper(table):
+        from ig.report.results import PAPER_GRADE_LEGEND
+
+        lines[-1] += f" Paper numbers: {PAPER_GRADE_LEGEND}; ours − paper includes a figure reading's own error."
     return "\n".join(lines) + "\n"
 
 
@@ -162,7 +169,8 @@ def to_csv(table: dict, rows: list[dict], comparisons: list[dict]) -> str:
                 f"{m}_se": None if c is None else c.error.se,  # the ± shown: training and sampling noise
                 f"{m}_sampling_se": None if c is None else c.sampling_se,
                 f"{m}_seed_std": None if c is None else c.seed_std,
-                f"{m}_paper": r[f"{m}_paper"],
+                f"{m}_paper": None if r[f"{m}_paper"] is None else r[f"{m}_paper"].value,
+                f"{m}_paper_grade": None if r[f"{m}_paper"] is None else r[f"{m}_paper"].grade,
                 f"{m}_minus_paper": None if d is None else d.delta,
                 f"{m}_vs_paper": None if d is None else verdict(d, m),
             }
@@ -197,7 +205,9 @@ def to_latex(table: dict, rows: list[dict], comparisons: list[dict]) -> str:
             if paper:
                 ref, d = r[f"{m}_paper"], r[f"{m}_vs_paper"]
                 cells += [
-                    "--" if ref is None else f"{ref:.{decimals(m)}f}",
+                    "--"
+                    if ref is None
+                    else f"{ref.value:.{decimals(m)}f}" + {"†": r"$^\dagger$", "‡": r"$^\ddagger$"}.get(ref.mark, ""),
                     ours,
                     "--" if d is None else f"{d.delta:+.2f}",
                 ]
