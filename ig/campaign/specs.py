@@ -139,7 +139,14 @@ class JobSpecs:
 
     # --- one builder per kind of job: what decides its output ------------------------------
     def _campaign(self) -> dict[str, Any]:
-        return {"config": self.c.config}
+        """The whole config, less the runs' execution keys (no table, plot or claim reads them)."""
+        runs = {
+            name: {**run, "train": {k: v for k, v in run["train"].items() if k not in EXECUTION_KEYS}}
+            if "train" in run
+            else run
+            for name, run in self.c.config["runs"].items()
+        }
+        return {"config": {**self.c.config, "runs": runs}}
 
     def _autoencoder(self, latents: str) -> dict[str, Any]:
         spec = self.c.config["latents"][latents]
