@@ -215,3 +215,101 @@ def test_precision_recall_rejects_bad_inputs():
         precision_recall(x, np.zeros((10, 5)))
     with pytest.raises(IGError, match="arithmetic must be one of"):
         precision_recall(x, x, arithmetic="fp8")
+
+
+# --- KID -------------------------------------------------------------------------------------------
+def _pool_like(rng, n, d, shift=0.3):
+    """Non-negative features, as Inception's pool3 (after ReLU and average pooling)."""
+    return np.abs(rng.standard_normal((n, d)) * 0.8 + shift)
+
+
+def _brute_force_kid(real, fake):
+    """MMD²_u with the cubic kernel from whole kernel matrices (Gretton et al. 2012, eq. 3)."""
+
+    def k(a, b):
+        return (a @ b.T / a.shape[1] + 1) ** 3
+
+    kxx, kyy, kxy = k(fake, fake), k(real, real), k(fake, real)
+    n, m = len(fake), len(real)
+    return (kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
+
+
+def test_kid_equals_torch_fidelity_on_the_same_features(monkeypatch):
+    """torch-fidelity's kid_features_to_metric with one subset of all n samples (a permutation of
+    each set, which MMD² ignores) is our full-sample estimator, to round-off; tiling changes nothing."""
+    import torch
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    rng = np.random.default_rng(20)
+    real, fake = _pool_like(rng, 700, 64, 0.35), _pool_like(rng, 700, 64)
+    theirs = kid_features_to_metric(
+        torch.from_numpy(fake), torch.from_numpy(real), kid_subsets=1, kid_subset_size=700, verbose=False
+    )["kernel_inception_distance_mean"]
+    ours = metrics.kernel_inception_distance(real, fake)
+    assert 1e-4 < ours == pytest.approx(theirs, rel=1e-10, abs=1e-15)
+    monkeypatch.setattr(metrics, "KID_TILE", 97)  # several tiles, the last one short
+    assert metrics.kernel_inception_distance(real, fake) == pytest.approx(theirs, rel=1e-10, abs=1e-15)
+
+
+def test_kid_of_unequal_sets_is_the_unbiased_mmd():
+    rng = np.random.default_rng(21)
+    real, fake = _pool_like(rng, 300, 32, 0.4), _pool_like(rng, 450, 32)
+    assert metrics.kernel_inception_distance(real, fake) == pytest.approx(_brute_force_kid(real, fake), rel=1e-10)
+
+
+def test_torch_fidelitys_subset_kid_estimates_the_same_quantity():
+    """torch-fidelity's default (the mean over 100 subsets of 1,000 per side) differs from the
+    full-sample estimate on the same features only by its subsets' noise (std / √100)."""
+    import torch
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    rng = np.random.default_rng(22)
+    real, fake = _pool_like(rng, 2000, 64, 0.35), _pool_like(rng, 2000, 64)
+    subsets = kid_features_to_metric(
+        torch.from_numpy(fake), torch.from_numpy(real), kid_subsets=100, kid_subset_size=1000, verbose=False
+    )
+    mean, std = subsets["kernel_inception_distance_mean"], subsets["kernel_inception_distance_std"]
+    assert abs(metrics.kernel_inception_distance(real, fake) - mean) < 4 * std / 10
+
+
+def _fid(real, fake):
+    return frechet_distance(*feature_statistics(fake), *feature_statistics(real))
+
+
+def _mean_and_error(values):
+    return np.mean(values), np.std(values, ddof=1) / np.sqrt(len(values))
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_kid_is_unbiased_at_any_sample_count_where_fid_is_not(same):
+    """Over independent draws, KID's mean is the same at 200 and at 2,000 samples per side (and 0 for
+    two samples of one Gaussian); FID's is not: its bias shrinks with n, which is why FIDs of sets
+    with different spreads at 600-1,000 samples compare with a bias."""
+    rng = np.random.default_rng(23 + same)
+    d = 16
+    a = np.eye(d) if same else 0.8 * np.eye(d) + 0.3 * rng.standard_normal((d, d)) / np.sqrt(d)
+    shift = 0.0 if same else 0.2
+
+    def draws(n, count):
+        pairs = [(rng.standard_normal((n, d)), shift + rng.standard_normal((n, d)) @ a) for _ in range(count)]
+        kid = [metrics.kernel_inception_distance(real, fake) for real, fake in pairs]
+        return _mean_and_error(kid), _mean_and_error([_fid(real, fake) for real, fake in pairs])
+
+    (kid_small, e_small), (fid_small, f_small) = draws(200, 100)
+    (kid_large, e_large), (fid_large, f_large) = draws(2000, 12)
+    assert abs(kid_small - kid_large) < 4 * np.hypot(e_small, e_large), (kid_small, kid_large)
+    assert fid_small - fid_large > 10 * np.hypot(f_small, f_large), (fid_small, fid_large)
+    if same:
+        assert abs(kid_small) < 4 * e_small and abs(kid_large) < 4 * e_large
+    else:
+        assert kid_large > 20 * e_large  # a real difference, measured without bias
+
+
+def test_kid_rejects_bad_inputs():
+    x = np.ones((10, 4))
+    with pytest.raises(IGError, match="dimension"):
+        metrics.kernel_inception_distance(x, np.ones((10, 5)))
+    with pytest.raises(IGError, match="at least 2"):
+        metrics.kernel_inception_distance(x, x[:1])
+    with pytest.raises(IGError, match="weights"):
+        metrics.weighted_kid(x, x, np.ones((9, 1)))

@@ -7,7 +7,13 @@ from scipy import stats
 
 from ig.errors import IGError
 from ig.evaluation import uncertainty
-from ig.evaluation.metrics import feature_statistics, frechet_distance, inception_score, manifolds
+from ig.evaluation.metrics import (
+    feature_statistics,
+    frechet_distance,
+    inception_score,
+    kernel_inception_distance,
+    manifolds,
+)
 from ig.evaluation.speedup import steps_to_reach
 from ig.evaluation.uncertainty import (
     OUTCOMES,
@@ -21,6 +27,7 @@ from ig.evaluation.uncertainty import (
     holm,
     inception_score_replicates,
     independent_difference,
+    kid_replicates,
     mixed_difference,
     paired_difference,
     precision_recall_replicates,
@@ -130,6 +137,82 @@ def test_paired_difference_cancels_shared_noise_and_matches_its_true_spread():
     assert paired.se < 0.3 * np.hypot(fa["fid_se"], fb["fid_se"])
     unpaired = paired_difference(fa, _metrics_file(xb, mu_ref, sigma_ref, boot, seed=1), "fid")
     assert not unpaired.paired and unpaired.se == pytest.approx(np.hypot(fa["fid_se"], fb["fid_se"]))
+
+
+# --- KID: every sample its own bootstrap unit; the reference's features held fixed ----------------
+M = 600  # reference features
+
+
+def _kid_file(x, reference, boot, seed=0):
+    """The fields of an `ig evaluate` file that paired_difference reads, for KID."""
+    replicates = kid_replicates(x, reference, boot)
+    return {
+        "kid": kernel_inception_distance(reference, x),
+        "kid_se": replicates.std(ddof=1),
+        "num_samples": len(x),
+        "samples": {"seed": seed, "labels": "random"},
+        "bootstrap": {**boot.to_dict(), "blocks": {"fid": boot.blocks(x.shape[1])}, "replicates": {"kid": replicates}},
+    }
+
+
+def test_kid_bootstrap_error_matches_the_spread_of_independent_sample_sets():
+    rng, a, _, _ = _gaussian(5)
+    reference = rng.standard_normal((M, D))
+
+    def draw():
+        return 0.3 + rng.standard_normal((N, D)) @ (np.eye(D) + 0.5 * a)
+
+    truth = np.std([kernel_inception_distance(reference, draw()) for _ in range(200)], ddof=1)
+    estimates = [kid_replicates(draw(), reference, Bootstrap(N, 100, seed)).std(ddof=1) for seed in range(4)]
+    assert 0.75 < np.mean(estimates) / truth < 1.33, (np.mean(estimates), truth)
+
+
+def test_each_kid_replicate_is_the_kid_of_its_resample_without_pairs_of_copies():
+    """A replicate is the KID of the resampled set, where two copies of one sample are not a pair
+    (they would add k(x, x), a bias of the resampling, not of the data)."""
+    rng, a, _, _ = _gaussian(6)
+    x, reference = 0.2 + rng.standard_normal((120, D)) @ (np.eye(D) + a), rng.standard_normal((90, D))
+    boot = Bootstrap(120, 4, seed=2)
+    replicates = kid_replicates(x, reference, boot)
+
+    def k(u, v):
+        return (u @ v.T / D + 1) ** 3
+
+    for r in range(boot.resamples):
+        idx = uncertainty._resample_indices(boot, 120, r)
+        distinct = idx[:, None] != idx[None, :]
+        kyy = k(reference, reference)
+        direct = (
+            k(x[idx], x[idx])[distinct].mean()
+            - 2 * k(x[idx], reference).mean()
+            + (kyy.sum() - np.trace(kyy)) / (90 * 89)
+        )
+        assert replicates[r] == pytest.approx(direct, rel=1e-9)
+
+
+def test_paired_kid_difference_cancels_shared_noise_and_matches_its_true_spread():
+    """As for FID: B's samples are A's, slightly shrunk; the paired error of KID_A − KID_B matches
+    the difference's own spread and is far below the unpaired one."""
+    rng, a, _, _ = _gaussian(7)
+    reference = rng.standard_normal((M, D))
+
+    def pair():
+        z = rng.standard_normal((N, D)) @ (np.eye(D) + 0.5 * a) + 0.3
+        return z, 0.97 * z
+
+    truth = np.std(
+        [kernel_inception_distance(reference, xa) - kernel_inception_distance(reference, xb) for xa, xb in
+         (pair() for _ in range(200))],
+        ddof=1,
+    )  # fmt: skip
+    xa, xb = pair()
+    boot = Bootstrap(N, 200)
+    fa, fb = _kid_file(xa, reference, boot), _kid_file(xb, reference, boot)
+    paired = paired_difference(fa, fb, "kid")
+    assert paired.paired and paired.delta == pytest.approx(fa["kid"] - fb["kid"])
+    assert 0.7 < paired.se / truth < 1.4, (paired.se, truth)
+    assert paired.se < 0.3 * np.hypot(fa["kid_se"], fb["kid_se"])
+    assert verdict(paired, "kid") == "worse"  # A's samples lie further from the reference
 
 
 def test_verdict_is_better_worse_or_within_noise_by_the_metrics_direction():

@@ -1,8 +1,11 @@
-"""``ig evaluate``: FID, sFID, IS, precision and recall of one sample set, each with its sampling error.
+"""``ig evaluate``: FID, sFID, IS, precision, recall and KID of one sample set, each with its sampling error.
 
-The metrics are the ADM evaluator's (``ig.evaluation.metrics``); beside each metric ``m`` the file
-holds ``m_se``, its bootstrap standard error, and the per-resample values that let two sample sets
-of the same seeds be compared as a paired difference (``ig.evaluation.uncertainty``).
+The metrics are the ADM evaluator's (``ig.evaluation.metrics``), plus KID in FID's feature space
+against the reference's precision/recall images (its ``pool``: up to 10K; of an ADM reference batch,
+the batch's 10K images), because FID's small-sample bias differs between narrow and wide sets and
+KID's estimate has none. Beside each metric ``m`` the file holds ``m_se``, its bootstrap
+standard error, and the per-resample values that let two sample sets of the same seeds be compared
+as a paired difference (``ig.evaluation.uncertainty``).
 
 The sample set is a ``samples.json`` of ``ig sample`` (its shards are checked against their
 checksums, and the sampling seed, label mode and checkpoint it names are recorded), or ``.npz``
@@ -40,7 +43,7 @@ if TYPE_CHECKING:
     from ig.evaluation.imagesets import NpzImages
 
 log = logging.getLogger(__name__)
-METRICS = ("fid", "sfid", "is", "precision", "recall")
+METRICS = ("fid", "sfid", "is", "precision", "recall", "kid")
 
 
 def load_reference(path: str | Path) -> dict[str, np.ndarray]:
@@ -112,11 +115,19 @@ def evaluate(
     """All metrics of ``samples`` against a reference file in the feature space of ``extractor``,
     each with its bootstrap standard error (``bootstrap`` resamples)."""
     from ig.evaluation.features import extract_features
-    from ig.evaluation.metrics import IS_SPLIT_SIZE, feature_statistics, frechet_distance, inception_score, manifolds
+    from ig.evaluation.metrics import (
+        IS_SPLIT_SIZE,
+        feature_statistics,
+        frechet_distance,
+        inception_score,
+        kernel_inception_distance,
+        manifolds,
+    )
     from ig.evaluation.uncertainty import (
         Bootstrap,
         frechet_replicates,
         inception_score_replicates,
+        kid_replicates,
         precision_recall_replicates,
     )
 
@@ -140,6 +151,7 @@ def evaluate(
     blocks = boot.blocks(pool.shape[1])
     m = manifolds(reference["pool"], pool, pr_k, pr_arithmetic, boot.block_index(blocks), device)
     values |= {"precision": m.precision, "recall": m.recall}
+    values["kid"] = kernel_inception_distance(reference["pool"], pool, device)
     precision, recall = precision_recall_replicates(m, boot)
     replicates = {
         "fid": frechet_replicates(pool, reference["mu"], reference["sigma"], boot),
@@ -147,6 +159,7 @@ def evaluate(
         "is": inception_score_replicates(features["logits"], boot, blocks=blocks) if "logits" in features else None,
         "precision": precision,
         "recall": recall,
+        "kid": kid_replicates(pool, reference["pool"], boot, device),
     }
     result: dict[str, Any] = {}
     for metric in METRICS:
@@ -164,6 +177,10 @@ def evaluate(
         "is_split_size": IS_SPLIT_SIZE,
         "pr_k": pr_k,
         "pr_arithmetic": pr_arithmetic,
+        # KID's bootstrap units are single samples (not in "blocks", which pairing compares: files
+        # evaluated before KID existed stay paired with newer ones on the other metrics)
+        "kid_estimator": "unbiased MMD², all samples vs the reference's pool features, k = (x·y/d + 1)³; "
+        "bootstrap over single samples",
         "bootstrap": {
             **boot.to_dict(),
             "blocks": {"fid": blocks, "sfid": boot.blocks(spatial.shape[1]), "is": blocks, "pr": blocks},
@@ -251,7 +268,7 @@ def run(args: argparse.Namespace) -> None:
     if args.drop_shards:
         drop_shards(args.samples)
     log.info(
-        "FID %.3f ± %.3f  sFID %.3f ± %.3f  IS %s  P %.4f  R %.4f  (%d samples, %s)",
+        "FID %.3f ± %.3f  sFID %.3f ± %.3f  IS %s  P %.4f  R %.4f  KID %.2e ± %.1e  (%d samples, %s)",
         metrics["fid"],
         metrics["fid_se"],
         metrics["sfid"],
@@ -259,6 +276,8 @@ def run(args: argparse.Namespace) -> None:
         "n/a" if metrics["is"] is None else f"{metrics['is']:.2f} ± {metrics['is_se']:.2f}",
         metrics["precision"],
         metrics["recall"],
+        metrics["kid"],
+        metrics["kid_se"],
         metrics["num_samples"],
         metrics["extractor"],
     )

@@ -45,11 +45,18 @@ import torch
 from scipy import stats
 
 from ig.errors import IGError
-from ig.evaluation.metrics import IS_SPLIT_SIZE, Manifolds, inception_score_of_probabilities, psd_factor, softmax
+from ig.evaluation.metrics import (
+    IS_SPLIT_SIZE,
+    Manifolds,
+    inception_score_of_probabilities,
+    psd_factor,
+    softmax,
+    weighted_kid,
+)
 
 BLOCK_BYTES = 1 << 30  # memory for the block second moments of one feature space (float32)
 MIN_BLOCKS = 64
-LOWER_IS_BETTER = {"fid": True, "sfid": True, "is": False, "precision": False, "recall": False}
+LOWER_IS_BETTER = {"fid": True, "sfid": True, "is": False, "precision": False, "recall": False, "kid": True}
 CONFIDENCE = 0.95
 
 
@@ -158,6 +165,24 @@ def precision_recall_replicates(m: Manifolds, boot: Bootstrap) -> tuple[np.ndarr
     precision = counts @ inside / boot.num_samples
     recall = ((counts > 0).astype(np.float64) @ m.real_covered.astype(np.float64) > 0).mean(axis=1)
     return precision, recall
+
+
+def kid_replicates(
+    features: np.ndarray, reference_features: np.ndarray, boot: Bootstrap, device: str | torch.device = "cpu"
+) -> np.ndarray:
+    """KID against ``reference_features`` (held fixed) of each bootstrap resample of ``features``.
+
+    Every sample is its own bootstrap unit (``boot.counts(num_samples)``): KID's resamples need no
+    per-block moments, only a weight per sample, so memory never forces blocks. A resample's KID is
+    :func:`ig.evaluation.metrics.weighted_kid` with the sample counts as weights, all resamples in
+    the one pass over the kernel tiles that the metric itself needs (the weights add ``resamples``
+    columns to each tile's product: ~1 % at 2048-d). Where the generated and reference distributions
+    are the same (KID ≈ 0, a degenerate U-statistic) the bootstrap overstates the error (×1.4 in a
+    simulated null): on the safe side."""
+    n = len(features)
+    if n != boot.num_samples:
+        raise IGError(f"the bootstrap is for {boot.num_samples} samples, the features have {n}")
+    return weighted_kid(reference_features, features, boot.counts(n).T, device)
 
 
 # --- comparisons -----------------------------------------------------------------------------------

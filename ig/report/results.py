@@ -34,8 +34,8 @@ from ig.evaluation.uncertainty import (
 )
 from ig.utils.io import file_digest, read_json
 
-METRICS = ("fid", "sfid", "is", "precision", "recall")
-METRIC_NAMES = {"fid": "FID", "sfid": "sFID", "is": "IS", "precision": "Prec.", "recall": "Rec."}
+METRICS = ("fid", "sfid", "is", "precision", "recall", "kid")
+METRIC_NAMES = {"fid": "FID", "sfid": "sFID", "is": "IS", "precision": "Prec.", "recall": "Rec.", "kid": "KID"}
 
 
 @functools.cache
