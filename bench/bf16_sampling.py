@@ -16,7 +16,6 @@ Prints and writes one JSON object (``--record``, default ``bench/results/bf16-sa
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from ig.campaign import LAYOUT
 from ig.evaluation.evaluate import METRICS
+from ig.evaluation.record import MetricsRecord
 from ig.evaluation.uncertainty import paired_difference, verdict
 from ig.sampling.settings import PRECISIONS
 from ig.utils.io import write_json
@@ -87,7 +87,7 @@ def main() -> None:
         ig("sample", *common, "--precision", precision, "--out-dir", str(out), "--manifest", str(out / "samples.json"))
         ig("evaluate", str(out / "samples.json"), "--reference", str(reference), "--extractor", extractor,
            "--bootstrap", str(args.bootstrap), "--out", str(out / "metrics.json"), "--no-progress")  # fmt: skip
-        metrics[precision] = json.loads((out / "metrics.json").read_text())
+        metrics[precision] = MetricsRecord.read(out / "metrics.json")
 
     rows = {}
     for metric in METRICS:

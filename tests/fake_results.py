@@ -7,6 +7,7 @@ import numpy as np
 
 from ig.campaign import Campaign
 from ig.campaign.specs import sample_job
+from ig.evaluation.record import write_record
 from ig.utils.io import file_digest, write_json
 
 
@@ -25,7 +26,7 @@ def fake_results(c: Campaign, values: dict) -> None:
         write_json(manifest, {"checkpoint_sha256": file_digest(ckpt), "seed": 0, "labels": s.labels})
         seed_index = c.groups[c.group_of(s.run)].index(s.run)
         fid = values.get((c.group_of(s.run), s.guidance), lambda i, m: 3.0)(seed_index, s.milestone)
-        write_json(
+        write_record(
             c.metrics(s),
             {
                 "fid": fid,
@@ -34,19 +35,19 @@ def fake_results(c: Campaign, values: dict) -> None:
                 "is_se": 0.1,
                 "num_samples": 600,
                 "extractor": "test-features",
-                "spec": c.specs.hash("evaluation"),
-                "samples": {
-                    "spec": c.specs.hash(sample_job(s)),
-                    "manifest_sha256": file_digest(manifest),
-                    "checkpoint_sha256": file_digest(ckpt),
-                    "seed": 0,
-                    "labels": s.labels,
-                },  # fmt: skip
                 "bootstrap": {
                     "seed": 0,
                     "resamples": 20,
                     "blocks": {"fid": 600},
                     "replicates": {"fid": (fid + noise + rng.standard_normal(20) * 0.005).tolist(), "is": [5.0] * 20},
                 },  # fmt: skip
+            },
+            c.specs.hash("evaluation"),
+            {
+                "spec": c.specs.hash(sample_job(s)),
+                "manifest_sha256": file_digest(manifest),
+                "checkpoint_sha256": file_digest(ckpt),
+                "seed": c.sampling(s.run).seed,
+                "labels": s.labels,
             },
         )

@@ -151,11 +151,11 @@ def test_reference_and_evaluate_end_to_end(classifier, test_images, tmp_path):
     good, bad = results["good"], results["noise"]
     assert good["num_samples"] == 600 and good["reference"]["path"] == str(ref)
     assert good["extractor"] == str(reference["extractor"]) == ClassifierExtractor(path).identity
-    assert good["fid"] < bad["fid"] / 10 and good["sfid"] < bad["sfid"]
+    assert good["fid"] < bad["fid"] / 10 and good["sfid"] < bad["sfid"] and good["kid"] < bad["kid"] / 10
     assert good["precision"] > 0.5 > bad["precision"] and good["recall"] > bad["recall"]
     assert good["is"] > bad["is"] and good["samples"]["files"][0].endswith("shard-00000.npz")
     # every metric has its sampling error, from the per-resample values the file keeps
-    for m in ("fid", "sfid", "is", "precision", "recall"):
+    for m in ("fid", "sfid", "is", "precision", "recall", "kid"):
         replicates = good["bootstrap"]["replicates"][m]
         assert len(replicates) == 20 and good[f"{m}_se"] == pytest.approx(np.std(replicates, ddof=1))
         assert good[f"{m}_se"] > 0

@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ig.errors import IGError
+from ig.evaluation.record import write_record
 from ig.evaluation.reference import REFERENCE_KEYS
 from ig.evaluation.settings import PR_ARITHMETICS
-from ig.utils.io import file_digest, load_npz, read_json, write_json
+from ig.utils.io import file_digest, load_npz, read_json
 
 # the feature networks, images, metrics and their errors import torch and scipy: imported where used,
 # so that `ig evaluate --help` needs neither
@@ -264,7 +265,7 @@ def run(args: argparse.Namespace) -> None:
     )
     if args.grid is not None:
         write_grid(samples, args.grid)
-    write_json(args.out, {**metrics, "spec": spec_hash, "samples": source})
+    write_record(args.out, metrics, spec_hash, source)
     if args.drop_shards:
         drop_shards(args.samples)
     log.info(

@@ -53,6 +53,7 @@ from ig.evaluation.metrics import (
     softmax,
     weighted_kid,
 )
+from ig.evaluation.record import as_record
 
 BLOCK_BYTES = 1 << 30  # memory for the block second moments of one feature space (float32)
 MIN_BLOCKS = 64
@@ -232,29 +233,26 @@ class Difference:
         return replace(self, delta=-self.delta)
 
 
-def paired_difference(a: dict[str, Any], b: dict[str, Any], metric: str) -> Difference:
-    """``a[metric] − b[metric]`` of two metrics files, with the error of the difference: from their
-    per-resample differences when the two sets are paired (same sampling seed, label mode, sample
-    count and bootstrap), else from both errors as independent."""
-    if a.get(metric) is None or b.get(metric) is None:
+def paired_difference(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> Difference:
+    """``a[metric] − b[metric]`` of two metrics files (:class:`~ig.evaluation.record.MetricsRecord`),
+    with the error of the difference: from their per-resample differences when the two sets are
+    paired (same sampling seed, label mode, sample count and bootstrap), else from both errors as
+    independent."""
+    a, b = as_record(a), as_record(b)
+    if a.value(metric) is None or b.value(metric) is None:
         raise IGError(f"cannot compare {metric}: a metrics file has no {metric}")
-    delta = a[metric] - b[metric]
+    delta = a.value(metric) - b.value(metric)
     if is_paired(a, b):
-        diff = np.asarray(a["bootstrap"]["replicates"][metric]) - np.asarray(b["bootstrap"]["replicates"][metric])
+        diff = a.replicates(metric) - b.replicates(metric)
         return Difference(delta, float(diff.std(ddof=1)), True)
-    return Difference(delta, math.hypot(a[f"{metric}_se"], b[f"{metric}_se"]), False)
+    return Difference(delta, math.hypot(a.se(metric), b.se(metric)), False)
 
 
-def is_paired(a: dict[str, Any], b: dict[str, Any]) -> bool:
+def is_paired(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Whether two metrics files come from sample sets of the same seeds, resampled alike."""
-    samples_a, samples_b = a.get("samples", {}), b.get("samples", {})
-    for key in ("seed", "labels"):
-        if samples_a.get(key) is None or samples_a.get(key) != samples_b.get(key):
-            return False
-    boot_a, boot_b = a.get("bootstrap", {}), b.get("bootstrap", {})
-    if a.get("num_samples") != b.get("num_samples"):
-        return False
-    return all(boot_a.get(key) == boot_b.get(key) for key in ("seed", "resamples", "blocks"))
+    a, b = as_record(a), as_record(b)
+    same_noise = a.seed is not None and a.labels is not None and (a.seed, a.labels) == (b.seed, b.labels)
+    return same_noise and a.num_samples == b.num_samples and a.resampling == b.resampling
 
 
 # --- over training seeds ---------------------------------------------------------------------------

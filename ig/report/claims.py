@@ -168,8 +168,8 @@ def steps_to_reach(c: Campaign, claim: dict, metrics: dict, paper) -> Test:
     sets = [[metrics[SampleSet(r, m, guidance, labels)] for m in milestones] for r in seeds]
     reach = reach_of(
         [c.milestone_step(seeds[0], m) for m in milestones],
-        [[s[metric] for s in row] for row in sets],
-        [[s[f"{metric}_se"] or 0.0 for s in row] for row in sets],
+        [[s.value(metric) for s in row] for row in sets],
+        [[s.se(metric) or 0.0 for s in row] for row in sets],
         target.error,
         LOWER_IS_BETTER[metric],
     )
@@ -349,7 +349,7 @@ def write_claims(c: Campaign, paper_csv: str | Path, out: str | Path) -> list[Fi
 
     found = findings(c, paper_csv)
     results = load_results(c)
-    extractor = next((m.get("extractor") for m in results.metrics.values()), None)
+    extractor = next((m.extractor for m in results.metrics.values()), None)
     toy_path = Path(c.path("toy2d_claims"))
     toy = read_json(toy_path, "the 2D toy's claims") if c.config["toy2d"]["enabled"] and toy_path.is_file() else None
     traces = {

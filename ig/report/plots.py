@@ -79,7 +79,7 @@ def _ig_scale(ax, campaign, metrics, spec: dict, metric: str, labels: dict) -> N
         campaign, metrics, spec["run"], spec["milestone"], spec["guidance"], spec.get("labels", "random"), metric
     )
     cells = [c for c in cells if c is not None]
-    scales = [c.replicates[0]["samples"]["guidance"]["ig_scale"] for c in cells]  # as sampled (tuned ones too)
+    scales = [c.replicates[0].guidance["ig_scale"] for c in cells]  # as sampled (tuned ones too)
     order = sorted(range(len(scales)), key=scales.__getitem__)
     ax.errorbar(
         [scales[i] for i in order],
@@ -143,7 +143,7 @@ def write_plots(campaign: campaign_mod.Campaign, out_dir: str | Path) -> list[Pa
     from ig.report.results import load_results
 
     metrics = load_results(campaign).metrics
-    extractor = next((m.get("extractor") for m in metrics.values()), "")
+    extractor = next((m.extractor for m in metrics.values()), "")
     run_labels = {r: spec.get("label", r) for r, spec in campaign.config["runs"].items()}
     written = []
     for name, spec in campaign.config["plots"].items():

@@ -16,7 +16,6 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +23,7 @@ import pandas as pd
 from ig.campaign import Campaign, SampleSet
 from ig.campaign.specs import sample_job
 from ig.errors import IGError
+from ig.evaluation.record import MetricsRecord
 from ig.evaluation.uncertainty import (
     Difference,
     independent_difference,
@@ -32,7 +32,7 @@ from ig.evaluation.uncertainty import (
     seed_difference,
     seed_mean,
 )
-from ig.utils.io import file_digest, read_json
+from ig.utils.io import file_digest
 
 METRICS = ("fid", "sfid", "is", "precision", "recall", "kid")
 METRIC_NAMES = {"fid": "FID", "sfid": "sFID", "is": "IS", "precision": "Prec.", "recall": "Rec.", "kid": "KID"}
@@ -54,24 +54,23 @@ class Results:
     """A campaign's metrics: those that describe the current samples of the current settings, and
     for every other sample set why it is pending (missing, failed, out of date) and how to repair it."""
 
-    metrics: dict[SampleSet, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    metrics: dict[SampleSet, MetricsRecord] = dataclasses.field(default_factory=dict)
     pending: dict[SampleSet, str] = dataclasses.field(default_factory=dict)
 
 
-def stale_reason(campaign: Campaign, s: SampleSet, metrics: dict[str, Any]) -> str | None:
+def stale_reason(campaign: Campaign, s: SampleSet, metrics: MetricsRecord) -> str | None:
     """Why a metrics file no longer describes its cell (None: it does). Its sample set's spec and the
     evaluation's spec must be the config's current ones (``ig.campaign.specs``), and its checkpoint
     the one on disk."""
-    samples = metrics.get("samples", {})
-    if samples.get("spec") != campaign.specs.hash(sample_job(s)):
+    if metrics.sample_spec != campaign.specs.hash(sample_job(s)):
         return "its samples were made with settings the config no longer has"
-    if metrics.get("spec") != campaign.specs.hash("evaluation"):
+    if metrics.spec != campaign.specs.hash("evaluation"):
         return "it was evaluated with settings the config no longer has"
     manifest = Path(campaign.path("sample_manifest", **s.wildcards))
-    if manifest.is_file() and samples.get("manifest_sha256") != current_digest(manifest):
+    if manifest.is_file() and metrics.manifest_sha256 != current_digest(manifest):
         return f"its samples ({manifest}) were made again since"
     checkpoint = Path(campaign.checkpoint(s.run, s.milestone))
-    if checkpoint.is_file() and samples.get("checkpoint_sha256") != current_digest(checkpoint):
+    if checkpoint.is_file() and metrics.checkpoint_sha256 != current_digest(checkpoint):
         return "its samples come from an earlier version of the checkpoint"
     return None
 
@@ -80,7 +79,10 @@ def pending_reason(campaign: Campaign, s: SampleSet) -> str:
     """Why a sample set has no current metrics, with the log to read or the command that repairs it."""
     path = campaign.metrics(s)
     if Path(path).is_file():
-        stale = stale_reason(campaign, s, read_json(path, "metrics JSON"))
+        try:
+            stale = stale_reason(campaign, s, MetricsRecord.read(path))
+        except IGError as exc:  # a file of another version
+            return f"out of date: {exc}"
         if "settings the config no longer has" in stale:  # the workflow redoes it by itself
             return f"out of date: {stale}; the next run of the workflow redoes it (`snakemake -n` lists it)"
         manifest = campaign.path("sample_manifest", **s.wildcards)
@@ -97,7 +99,10 @@ def load_results(campaign: Campaign) -> Results:
     results = Results()
     for s in campaign.sample_sets():
         path = Path(campaign.metrics(s))
-        metrics = read_json(path, "metrics JSON") if path.is_file() else None
+        try:
+            metrics = MetricsRecord.read(path) if path.is_file() else None
+        except IGError:
+            metrics = None  # of another version: pending, and pending_reason says so
         if metrics is not None and stale_reason(campaign, s, metrics) is None:
             results.metrics[s] = metrics
         else:
@@ -117,7 +122,7 @@ class Cell:
 
     values: tuple[float, ...]
     sampling_ses: tuple[float | None, ...]
-    replicates: tuple[dict[str, Any], ...]
+    replicates: tuple[MetricsRecord, ...]
 
     @property
     def n(self) -> int:
@@ -144,12 +149,12 @@ class Cell:
         return seed_mean(self.values, [se or 0.0 for se in self.sampling_ses])
 
 
-def cell(sets: list[SampleSet], metrics: dict[SampleSet, dict[str, Any]], metric: str) -> Cell | None:
+def cell(sets: list[SampleSet], metrics: dict[SampleSet, MetricsRecord], metric: str) -> Cell | None:
     """The aggregate of ``metric`` over the seed runs ``sets`` of one setting (None if not computed)."""
-    found = [metrics[s] for s in sets if s in metrics and metrics[s].get(metric) is not None]
+    found = [metrics[s] for s in sets if s in metrics and metrics[s].value(metric) is not None]
     if not found:
         return None
-    return Cell(tuple(float(m[metric]) for m in found), tuple(m.get(f"{metric}_se") for m in found), tuple(found))
+    return Cell(tuple(float(m.value(metric)) for m in found), tuple(m.se(metric) for m in found), tuple(found))
 
 
 def difference(a: Cell, b: Cell, metric: str) -> Difference:
@@ -159,7 +164,8 @@ def difference(a: Cell, b: Cell, metric: str) -> Difference:
     (``Campaign.sampling``): :func:`ig.evaluation.uncertainty.mixed_difference`. Otherwise the two
     cells as independent, Welch–Satterthwaite."""
     if a.n > 1 and a.n == b.n:
-        return seed_difference([ma[metric] - mb[metric] for ma, mb in zip(a.replicates, b.replicates, strict=True)])
+        pairs = zip(a.replicates, b.replicates, strict=True)
+        return seed_difference([ma.value(metric) - mb.value(metric) for ma, mb in pairs])
     if a.n == 1 and b.n == 1:
         return paired_difference(a.replicates[0], b.replicates[0], metric)
     if a.n == 1 or b.n == 1:

@@ -262,7 +262,7 @@ def write_tables(campaign: campaign_mod.Campaign, paper_csv: str | Path, out_dir
     results = load_results(campaign)
     metrics = results.metrics
     paper = load_paper(paper_csv)
-    extractor = next((m.get("extractor") for m in metrics.values()), None)
+    extractor = next((m.extractor for m in metrics.values()), None)
     written = []
     for table in campaign.config["tables"]:
         rows, comparisons = build_rows(campaign, table, metrics, paper), build_comparisons(campaign, table, metrics)
