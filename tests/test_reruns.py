@@ -38,9 +38,9 @@ def jobs_of(log: str) -> set[str]:
             what = what.removeprefix("specs/").rsplit("/", 1)[0]
         elif rule.group(1) in ("sample", "evaluate"):
             what = re.sub(r"(/samples\.json|\.json)$", "", what.split("/", 1)[1]).removesuffix("/random")
-        elif rule.group(1) in ("train_segment",):
+        elif rule.group(1) == "train_segment":
             what = what.removeprefix("runs/").removesuffix(".pt")
-        elif rule.group(1) in ("tables", "plots", "claims", "tune"):
+        else:  # one job of its rule in this campaign
             what = ""
         found.add(f"{rule.group(1)} {what}".strip())
     return found
