@@ -129,12 +129,11 @@ def create_model(name: str, **overrides: Any) -> DiT:
     """Build a registered model (``ig.models.sizes``); ``overrides`` replace its default options.
 
     Options: input_size (latent H = W), in_channels, num_classes, class_dropout_prob, depth,
-    ig_layer (1-based block after which the intermediate head sits, 0 = none), head_zero_init,
-    qk_norm, swiglu, rmsnorm, rope, wo_shift, flip_time. ``model.config`` holds the name and every
-    option, so ``create_model(**model.config)`` rebuilds the same architecture.
+    hidden_size, num_heads, ig_layer (1-based block after which the intermediate head sits, 0 = none),
+    head_zero_init, qk_norm, swiglu, rmsnorm, rope, wo_shift, flip_time. ``model.config`` holds the
+    name and every option, so ``create_model(**model.config)`` rebuilds the same architecture.
     """
-    spec = model_spec(name)
     options = model_options(name, **overrides)
-    model = DiT(hidden_size=spec.hidden_size, num_heads=spec.num_heads, patch_size=spec.patch_size, **options)
+    model = DiT(patch_size=model_spec(name).patch_size, **options)
     model.config = {"name": name, **options}
     return model

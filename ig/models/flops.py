@@ -20,9 +20,8 @@ TIME_FREQUENCIES = 256  # the sinusoidal features the time-embedding MLP reads (
 
 def forward_flops(name: str, **overrides: Any) -> int:
     """FLOPs of one forward pass of one image through ``create_model(name, **overrides)``."""
-    spec = model_spec(name)
     options = model_options(name, **overrides)
-    h, p, channels = spec.hidden_size, spec.patch_size, options["in_channels"]
+    h, p, channels = options["hidden_size"], model_spec(name).patch_size, options["in_channels"]
     tokens = (options["input_size"] // p) ** 2
     mlp_hidden = int(MLP_RATIO * h)
     if options["swiglu"]:
@@ -46,10 +45,9 @@ def forward_flops(name: str, **overrides: Any) -> int:
 def parameter_count(name: str, **overrides: Any) -> int:
     """Parameters of ``create_model(name, **overrides)``, the frozen position embedding included
     (it is in every state dict)."""
-    spec = model_spec(name)
     options = model_options(name, **overrides)
-    h, p, channels = spec.hidden_size, spec.patch_size, options["in_channels"]
-    tokens, head_dim = (options["input_size"] // p) ** 2, h // spec.num_heads
+    h, p, channels = options["hidden_size"], model_spec(name).patch_size, options["in_channels"]
+    tokens, head_dim = (options["input_size"] // p) ** 2, h // options["num_heads"]
 
     def linear(fan_in: int, fan_out: int) -> int:
         return fan_in * fan_out + fan_out

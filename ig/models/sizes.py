@@ -71,6 +71,8 @@ MODELS: dict[str, ModelSpec] = {
             num_classes=1000,
             class_dropout_prob=0.1,
             depth=SIZES[size][0],
+            hidden_size=SIZES[size][1],
+            num_heads=SIZES[size][2],
             ig_layer=DEFAULT_IG_LAYER[size],
             **FAMILY_DEFAULTS[family],
         ),
@@ -91,16 +93,24 @@ def model_spec(name: str) -> ModelSpec:
 def model_options(name: str, **overrides: Any) -> dict[str, Any]:
     """Every option of ``name`` with ``overrides`` applied, checked: what ``create_model`` builds.
 
-    ``depth`` may be overridden (e.g. a tiny model with the 12 blocks of SiT-B); ``ig_layer`` is the
-    1-based block after which the intermediate head sits (0 = none).
+    ``depth``, ``hidden_size`` and ``num_heads`` may be overridden (e.g. a tiny model with the 12
+    blocks of SiT-B, or the paper's models at toy width for a rehearsal); ``ig_layer`` is the 1-based
+    block after which the intermediate head sits (0 = none).
     """
     spec = model_spec(name)
     unknown = sorted(set(overrides) - set(spec.defaults))
     if unknown:
         raise IGError(f"{name}: unknown option(s) {unknown}; valid options: {', '.join(spec.defaults)}")
     options = {**spec.defaults, **overrides}
-    if not isinstance(options["depth"], int) or options["depth"] < 1:
-        raise IGError(f"{name}: depth={options['depth']} must be a positive integer")
+    for key in ("depth", "hidden_size", "num_heads"):
+        if not isinstance(options[key], int) or options[key] < 1:
+            raise IGError(f"{name}: {key}={options[key]} must be a positive integer")
+    width, heads = options["hidden_size"], options["num_heads"]
+    if width % heads or width % 4 or (options["rope"] and width // heads % 4):
+        raise IGError(
+            f"{name}: hidden_size={width} must be a multiple of num_heads={heads} and of 4 (the 2D position "
+            "embedding), and with rope its width per head a multiple of 4"
+        )
     if not isinstance(options["ig_layer"], int) or not 0 <= options["ig_layer"] <= options["depth"]:
         raise IGError(
             f"{name}: ig_layer={options['ig_layer']} is outside 0..{options['depth']} (0 = no intermediate head)"

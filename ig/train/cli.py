@@ -41,7 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     until.add_argument("--until-epoch", type=int, help="train until this many epochs are complete")
     until.add_argument("--until-step", type=int, help="train until this many optimizer steps are done")
     seg.add_argument("--init", type=Path, help="milestone checkpoint to continue from (default: from scratch)")
-    seg.add_argument("--log", type=Path, help="training log of the run, JSONL (default: WORKDIR/training.jsonl)")
+    # --training-log under torchrun, which reads a bare --log as an abbreviation of its own --log-dir
+    seg.add_argument(
+        "--log", "--training-log", type=Path, help="training log of the run, JSONL (default: WORKDIR/training.jsonl)"
+    )
     seg.add_argument("--grid", type=Path, help="also write a PNG grid of EMA samples at the milestone")
     seg.add_argument("--tensorboard", type=Path, help="also log to this TensorBoard folder (if installed)")
     seg.add_argument("--device", help="cpu, cuda (this rank's GPU) or cuda:N (default: the job's GPU if any, else cpu)")
