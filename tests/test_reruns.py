@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ig.campaign import load
 from tests.conftest import REPO_ROOT
 from tests.test_workflow import snakemake
 
@@ -236,15 +237,16 @@ def test_dropped_shards_free_the_disk_and_are_sampled_again_only_when_needed(cam
         real = snakemake(args, campaign, timeout=900)
         assert real.returncode == 0 and jobs_of(real.stdout + real.stderr) == planned, real.stderr[-3000:]
 
-    # the cfg set's samples were deleted by the test before: sampled again since it is re-evaluated
-    run_edit({"spec evaluation", "sample ig/it4/cfg"} | evaluations(*IG_SETS) | REPORT)
-    for s in IG_SETS:  # (the sets the campaign no longer has keep their shards: nothing evaluates them)
-        folder = campaign / f"results/matrix/samples/{s}/random"
+    sets = [s.key.removesuffix("/random") for s in load(config).sample_sets()]
+    folders = {s: campaign / f"results/matrix/samples/{s}/random" for s in sets}
+    deleted = {f"sample {s}" for s, folder in folders.items() if not (folder / "samples.json").exists()}
+    run_edit({"spec evaluation"} | deleted | evaluations(*sets) | REPORT)  # a deleted set: sampled again
+    for s, folder in folders.items():  # (sets the campaign no longer has keep theirs: nothing evaluates them)
         assert not list(folder.glob("*.npz")) and not (folder / "samples.json").exists(), s
-    assert all((campaign / f"results/matrix/metrics/{s}/random.png").is_file() for s in IG_SETS)
+    assert all((campaign / f"results/matrix/metrics/{s}/random.png").is_file() for s in sets)
     dry = snakemake(["-n", *args], campaign)
     assert jobs_of(dry.stdout + dry.stderr) == set()
-    run_edit({"spec evaluation"} | {job for s in IG_SETS for job in (f"sample {s}", f"evaluate {s}")} | REPORT)
+    run_edit({"spec evaluation"} | {job for s in sets for job in (f"sample {s}", f"evaluate {s}")} | REPORT)
 
 
 def test_a_failed_evaluation_names_itself_and_every_other_cell_is_built(campaign):
