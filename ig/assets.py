@@ -15,6 +15,12 @@ over when the server cannot resume. ``--verify`` re-hashes an existing assets fo
 Values that could not be established when the registry was written are ``None``: such an asset is
 refused until it is pinned, or fetched once with ``--allow-unpinned`` on a trusted network, which
 prints the revision and hashes to pin (``ig fetch-assets --list`` shows what is missing).
+
+Rehearsal stand-ins (``ig rehearsal-assets``, ``ig.rehearsal``) have the real layout and random
+weights; a ``REHEARSAL`` file in the asset's folder marks them. Every loader refuses a marked asset
+unless ``IG_REHEARSAL=1``, which the workflow sets for a campaign with ``rehearsal: true`` only, so
+stand-ins are never mistaken for, or mixed with, pinned weights; ``fetch`` leaves them in place in
+a rehearsal and refuses to fetch over them otherwise, and ``--verify`` reports them.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ from ig.utils.io import file_digest
 log = logging.getLogger(__name__)
 
 HF_ENDPOINT = "https://huggingface.co"
+ASSETS_ENV = "IG_ASSETS"  # the assets folder when none is given (the workflow sets it to the campaign's)
+REHEARSAL_MARKER = "REHEARSAL"  # in an asset's folder: random-weight stand-in (ig.rehearsal)
+REHEARSAL_ENV = "IG_REHEARSAL"  # "1": this process belongs to a rehearsal, which may load stand-ins
 CHUNK = 1 << 20
 SHA256 = re.compile(r"[0-9a-f]{64}")
 COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -216,7 +225,7 @@ REGISTRY: dict[str, Asset] = {
 
 def default_assets_dir() -> str:
     """``$IG_ASSETS``, else ``assets`` (relative to the working directory, the workflow root)."""
-    return os.environ.get("IG_ASSETS", "assets")
+    return os.environ.get(ASSETS_ENV, "assets")
 
 
 def get_asset(name: str) -> Asset:
@@ -231,7 +240,8 @@ def asset_for_hub_id(hub_id: str) -> Asset | None:
 
 
 def require(name: str, assets_dir: str | os.PathLike) -> Path:
-    """Path of asset ``name`` in ``assets_dir``; a one-line error naming the fix when absent."""
+    """Path of asset ``name`` in ``assets_dir``; a one-line error naming the fix when absent (or a
+    rehearsal stand-in outside a rehearsal)."""
     asset = get_asset(name)
     root = Path(assets_dir)
     expected = [root / asset.local(f) for f in asset.files] or [root / asset.path]
@@ -241,7 +251,29 @@ def require(name: str, assets_dir: str | os.PathLike) -> Path:
                 f"missing asset {name!r}: {path} not found; run `ig fetch-assets --only {name} --assets-dir {root}`"
                 " on a machine with internet access"
             )
+    refuse_stand_in(root / asset.path)
     return root / asset.path
+
+
+def stand_in_marker(path: str | os.PathLike) -> Path | None:
+    """The ``REHEARSAL`` marker of an asset file (in its folder) or asset folder, if it is a stand-in."""
+    path = Path(path)
+    marker = (path if path.is_dir() else path.parent) / REHEARSAL_MARKER
+    return marker if marker.is_file() else None
+
+
+def is_rehearsal() -> bool:
+    return os.environ.get(REHEARSAL_ENV) == "1"
+
+
+def refuse_stand_in(path: str | os.PathLike) -> None:
+    """A one-line error when ``path`` is a rehearsal stand-in and this is no rehearsal."""
+    marker = stand_in_marker(path)
+    if marker is not None and not is_rehearsal():
+        raise IGError(
+            f"{path} is a rehearsal stand-in with random weights ({marker}); only a rehearsal campaign (rehearsal: "
+            "true, config/rehearsal.yaml) may load it: point assets_dir at the pinned assets of `ig fetch-assets`"
+        )
 
 
 # --------------------------------------------------------------------------- downloading
@@ -350,8 +382,20 @@ def fetch(
 
     Files already present are checked by size, downloads by size and sha256. An asset that is not
     pinned is refused, unless ``allow_unpinned``: then it is fetched as the source has it now, and
-    the values to pin are logged.
+    the values to pin are logged. In a rehearsal the stand-ins are the assets (nothing is fetched);
+    outside one, a stand-in is never fetched over.
     """
+    root = Path(assets_dir)
+    if is_rehearsal():
+        if stand_in_marker(root / asset.path) is None:
+            raise IGError(f"rehearsal: no stand-in of {asset.name!r} in {root}; run `ig rehearsal-assets --out {root}`")
+        log.info("%s: rehearsal stand-in (random weights), nothing to fetch", asset.name)
+        return []
+    if stand_in_marker(root / asset.path) is not None:
+        raise IGError(
+            f"{root / asset.path} holds a rehearsal stand-in of {asset.name!r}; fetch the real assets into another "
+            "folder (--assets-dir), never over stand-ins"
+        )
     missing = asset.missing_pins()
     if missing and not allow_unpinned:
         raise IGError(
@@ -361,7 +405,6 @@ def fetch(
     if missing and asset.hf_repo:
         asset = unpinned_hf(asset, hf_endpoint)
         log.warning("%s: unpinned; pin hf_revision=%r", asset.name, asset.hf_revision)
-    root = Path(assets_dir)
     fetched = []
     for file in asset.files:
         dest = root / asset.local(file)
@@ -385,10 +428,12 @@ def fetch(
 
 def verify(asset: Asset, assets_dir: str | os.PathLike) -> list[str]:
     """What is wrong with ``asset`` in ``assets_dir`` (every file re-hashed); empty when it is good."""
+    root = Path(assets_dir)
+    if stand_in_marker(root / asset.path) is not None:
+        return [f"{asset.path} (a rehearsal stand-in with random weights, not the pinned files)"]
     missing = asset.missing_pins()
     if missing:
         return [f"{asset.name} (not pinned: no {', '.join(missing)})"]
-    root = Path(assets_dir)
     problems = ((asset.local(f), check_file(root / asset.local(f), f)) for f in asset.files)
     return [f"{path} ({problem})" for path, problem in problems if problem]
 
@@ -409,6 +454,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _status(asset: Asset, assets_dir: str) -> str:
+    if stand_in_marker(Path(assets_dir) / asset.path) is not None:
+        return "stand-in"
     try:
         require(asset.name, assets_dir)
         return "present"

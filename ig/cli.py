@@ -22,6 +22,7 @@ from ig.utils.watchdog import watch_parent
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "fetch-assets": ("ig.assets", "download every weight/reference file a cluster run needs"),
+    "rehearsal-assets": ("ig.rehearsal", "random-weight stand-ins of the paper's assets and a synthetic ImageNet"),
     "train-autoencoder": ("ig.data.autoencoder_train", "train the tiny AutoencoderKL of the embedded default"),
     "encode": ("ig.data.encode", "encode a dataset into latent shards"),
     "train": ("ig.train.cli", "train one segment of a run, milestone to milestone"),

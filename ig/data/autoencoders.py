@@ -6,10 +6,13 @@ store and :func:`load_autoencoder` rebuilds the model from:
 
 - ``tiny``: the embedded default's 32×32×3 → 8×8×4 model trained by ``ig train-autoencoder``;
   ``path`` is the folder it wrote (``save_pretrained`` layout).
-- ``sd-vae``: SD-VAE (``stabilityai/sd-vae-ft-ema``) for SiT; ``path`` is a diffusers folder
-  or a hub id, which resolves inside the assets folder (``ig fetch-assets``), never online.
+- ``sd-vae``: SD-VAE (``stabilityai/sd-vae-ft-ema``) for SiT; ``path`` is a diffusers folder,
+  or a hub id or asset name, which resolves inside the assets folder (``ig fetch-assets``), never
+  online.
 - ``va-vae``: VA-VAE f16d32 for LightningDiT; ``path`` is its released LDM-format checkpoint
-  (or a folder / hub id holding it), converted on load by :func:`ldm_to_diffusers`.
+  (or a folder, hub id or asset name holding it), converted on load by :func:`ldm_to_diffusers`.
+
+A rehearsal stand-in (random weights, ``ig.rehearsal``) loads only in a rehearsal (``ig.assets``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL
 
-from ig.assets import asset_for_hub_id, default_assets_dir, require
+from ig.assets import REGISTRY, asset_for_hub_id, default_assets_dir, refuse_stand_in, require
 from ig.data.latents import Normalization
 from ig.data.names import AUTOENCODER_KINDS as KINDS
 from ig.errors import IGError
@@ -101,12 +104,15 @@ def portable_spec(kind: str, path: str) -> dict[str, str]:
 
 
 def _resolve(path: str, assets_dir: str | os.PathLike) -> Path:
-    """A local path as is; a hub id of the asset registry inside the assets folder."""
+    """A local path as is; an asset name or hub id of the asset registry inside the assets folder."""
     if Path(path).exists():
+        refuse_stand_in(path)
         return Path(path)
-    asset = asset_for_hub_id(path)
+    asset = REGISTRY.get(path) or asset_for_hub_id(path)
     if asset is None:
-        raise IGError(f"autoencoder {path} not found: give a local path or a hub id of `ig fetch-assets --list`")
+        raise IGError(
+            f"autoencoder {path} not found: give a local path, or an asset name or hub id of `ig fetch-assets --list`"
+        )
     return require(asset.name, assets_dir)
 
 

