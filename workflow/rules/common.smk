@@ -107,19 +107,20 @@ def campaign_plan() -> dict:
     return plan(C)
 
 
-def planned_runtime(rule: str):
-    """A resources function: the job's time limit in minutes, sized from its estimate."""
+def planned_runtime(kind: str):
+    """A resources function: the time limit in minutes of a job of this kind (the plan's name for
+    its rule), sized from its estimate."""
 
     def minutes(wildcards) -> int:
         from ig.report.plan import job_hours, runtime_minutes
 
-        if rule == "train_segment":
+        if kind == "train_segment":
             key = f"{wildcards.run}/{wildcards.milestone}"
-        elif rule == "tune":
+        elif kind == "tune":
             key = wildcards.tuning
         else:
             key = SampleSet(**wildcards).key
-        return runtime_minutes(job_hours(campaign_plan(), rule, key))
+        return runtime_minutes(job_hours(campaign_plan(), kind, key))
 
     return minutes
 
