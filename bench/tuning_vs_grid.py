@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ig.evaluation.uncertainty import verdict
+from ig.guidance import Guidance
 from ig.tuning import METRIC, add_arguments, label, paired, problem_from_args, tune
 from ig.utils.io import write_json
 
@@ -67,7 +68,8 @@ def main() -> None:
 
     problem = problem_from_args(args)
     start = time.perf_counter()
-    trace = tune(problem.space, problem.candidates, problem.sizes, problem.eta, problem.scorer, args.out_dir)
+    trace = tune(problem.space, problem.candidates, problem.sizes, problem.eta, problem.scorer, args.out_dir,
+                 problem.extend)  # fmt: skip
     tuner_seconds = time.perf_counter() - start
 
     full = problem.sizes[-1]
@@ -79,8 +81,9 @@ def main() -> None:
     versus_best = [paired(s, grid[best]) for s in grid]
     good = np.array([i == best or verdict(d, METRIC) != "worse" for i, d in enumerate(versus_best)], dtype=float)
 
-    chosen = trace["chosen_index"]
-    regret = versus_best[chosen]
+    chosen = Guidance.from_dict(trace["chosen"])  # a grid candidate, or one past the grid's edge (--extend)
+    chosen_score = problem.scorer(chosen, full)  # its full set is there: scored again, not sampled
+    regret = paired(chosen_score, grid[best])
     budget = trace["sampled_images"]
     uniform_n = budget // len(grid) // problem.sizes[0] * problem.sizes[0]  # whole shards of the prefix
     uniform = [problem.scorer(g, uniform_n) for g in problem.candidates] if uniform_n else []
@@ -111,8 +114,8 @@ def main() -> None:
             "chosen": trace["chosen_label"],
             "regret": regret.delta,
             "regret_se": regret.se,
-            "verdict": "best" if chosen == best else verdict(regret, METRIC),
-            "rank_in_grid": int(np.sum(values < values[chosen])) + 1,
+            "verdict": "best" if chosen == problem.candidates[best] else verdict(regret, METRIC),
+            "rank_in_grid": int(np.sum(values < chosen_score.value)) + 1,
             "sampled_images": budget,
             "grid_images": trace["grid_images"],
             "sample_share": trace["sample_share"],

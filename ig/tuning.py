@@ -19,6 +19,10 @@ honest:
   survivor only samples the new ones; shards and their features are files with provenance, so a
   killed run continues from what it has.
 
+A winner at an end of the space (the largest scale listed, say) says the best may lie beyond it. The
+search then extends that dimension a step at a time, each try at the full count and paired with the
+winner's own set, for at most ``--extend`` rounds; the trace lists every try (``extensions``).
+
 Outputs in ``--out-dir``: ``trace.json`` (every candidate: its guidance, per rung the sample count,
 FD ± error and its paired difference to the rung's best, and where it was dropped; the chosen
 setting; the images sampled), ``chosen.json`` (a guidance entry, as the config's ``guidance:``
@@ -28,6 +32,7 @@ section writes one) and ``space.png``.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import logging
 import math
@@ -61,6 +66,9 @@ _COORDINATES = {
     "cfg_interval_high": ("cfg_interval", 1, "cfg_scale"),
 }
 METRIC = "fid"
+EXTEND_ROUNDS = 2  # ig tune's default: rounds of stepping past an edge of the space the choice sits at
+EDGE_TOLERANCE = 0.02  # a setting this share of a dimension's width from its end sits at that end
+RANGE_STEP = 0.1  # a step past a range's end, as a share of its width: well past EDGE_TOLERANCE
 MAX_PANELS = 6  # a listed dimension with at most this many values gets a panel per value in space.png
 
 
@@ -127,18 +135,52 @@ class Space:
     def edges(self, g: dict[str, Any]) -> list[str]:
         """The dimensions on which a setting (``Guidance.to_dict()``) sits at an end of the space
         that is not an end of the dimension itself: the optimum may lie beyond it."""
+        return list(self.edge_sides(g))
+
+    def edge_sides(self, g: dict[str, Any]) -> dict[str, int]:
+        """:meth:`edges` with the end each lies at: +1 the high end, −1 the low one."""
         ends = {name: (min(v), max(v)) for name, v in self.values.items() if len(v) > 1} | self.ranges
-        edges = []
+        sides = {}
         for name, (low, high) in ends.items():
             if name in _COORDINATES and g[_COORDINATES[name][2]] == 1.0:
                 continue  # the interval of a guidance that is off (scale 1) means nothing
-            value, tolerance = coordinate(g, name), 0.02 * (high - low)
+            value, tolerance = coordinate(g, name), EDGE_TOLERANCE * (high - low)
             natural_low, natural_high = NATURAL_BOUNDS[name]
-            at_low = value <= low + tolerance and low != natural_low
-            at_high = value >= high - tolerance and high != natural_high
-            if at_low or at_high:
-                edges.append(name)
-        return edges
+            if value >= high - tolerance and high != natural_high:
+                sides[name] = 1
+            elif value <= low + tolerance and low != natural_low:
+                sides[name] = -1
+        return sides
+
+    def end(self, name: str, side: int) -> float:
+        """A dimension's high (``side`` +1) or low (−1) end."""
+        low, high = self.ranges.get(name) or (min(self.values[name]), max(self.values[name]))
+        return high if side > 0 else low
+
+    def step(self, name: str, side: int) -> float:
+        """How far one extension goes past an end: the gap between the last two listed values there,
+        or a share of a range's width (``RANGE_STEP``)."""
+        if name in self.ranges:
+            low, high = self.ranges[name]
+            return RANGE_STEP * (high - low)
+        values = sorted(set(self.values[name]))
+        return values[-1] - values[-2] if side > 0 else values[1] - values[0]
+
+    def beyond(self, name: str, side: int, step: float) -> float:
+        """The value one ``step`` past an end, held within the dimension's own bounds (a scale stays
+        at least 1, an interval end within [0, 1])."""
+        value = round(self.end(name, side) + side * step, 6)
+        bound = NATURAL_BOUNDS[name][side > 0]
+        if bound is None:
+            return value
+        return min(value, bound) if side > 0 else max(value, bound)
+
+    def extended(self, name: str, value: float) -> Space:
+        """The space with a dimension reaching out to ``value``."""
+        if name in self.ranges:
+            low, high = self.ranges[name]
+            return replace(self, ranges={**self.ranges, name: (min(low, value), max(high, value))})
+        return replace(self, values={**self.values, name: tuple(sorted({*self.values[name], value}))})
 
 
 def coordinate(g: dict[str, Any], dim: str) -> float:
@@ -227,24 +269,29 @@ def paired(a: Score, b: Score) -> Difference:
     return Difference(a.value - b.value, float(np.std(diff, ddof=1)), True)
 
 
+def rung_record(n: int, score: Score, best: Score, is_best: bool) -> dict[str, Any]:
+    """A candidate's entry for one rung: its metric and error, and its paired difference to the rung's best."""
+    from ig.evaluation.uncertainty import verdict
+
+    d = paired(score, best)
+    se = float(np.std(score.replicates, ddof=1))
+    return {"num_samples": n, METRIC: score.value, "se": se, "delta_to_best": d.delta, "delta_se": d.se,
+            "verdict": "best" if is_best else verdict(d, METRIC)}  # fmt: skip
+
+
 def successive_halving(
     candidates: list[Guidance], sizes: list[int], eta: int, score: Callable[[Guidance, int], Score]
 ) -> dict[str, Any]:
     """Evaluate every alive candidate at each rung's sample count; keep the best ⌈alive/η⌉, less any
     that is significantly worse than the rung's best (paired); the best of the last rung wins."""
-    from ig.evaluation.uncertainty import verdict
-
-    records = [{"guidance": g.to_dict(), "label": label(g), "rungs": [], "dropped": None} for g in candidates]
+    records = [{"guidance": g.to_dict(), "label": label(g), "rungs": [], "dropped": None, "extension": None}
+               for g in candidates]  # fmt: skip
     alive = list(range(len(candidates)))
     for r, n in enumerate(sizes):
         scores = {i: score(candidates[i], n) for i in alive}
         best = min(alive, key=lambda i: scores[i].value)
         for i in alive:
-            d = paired(scores[i], scores[best])
-            records[i]["rungs"].append(
-                {"num_samples": n, METRIC: scores[i].value, "se": float(np.std(scores[i].replicates, ddof=1)),
-                 "delta_to_best": d.delta, "delta_se": d.se, "verdict": verdict(d, METRIC) if i != best else "best"}
-            )  # fmt: skip
+            records[i]["rungs"].append(rung_record(n, scores[i], scores[best], i == best))
         if r == len(sizes) - 1:
             break
         ranked = sorted(alive, key=lambda i: scores[i].value)
@@ -264,6 +311,51 @@ def successive_halving(
     images = sum(c["rungs"][-1]["num_samples"] for c in records)  # sets grow by prefix: the largest counts
     return {"candidates": records, "chosen": records[chosen]["guidance"], "chosen_label": records[chosen]["label"],
             "chosen_index": chosen, "schedule": sizes, "eta": eta, "sampled_images": images}  # fmt: skip
+
+
+def extend_edges(trace: dict[str, Any], space: Space, rounds: int, score: Callable[[Guidance, int], Score]) -> Space:
+    """While the chosen setting sits at an edge of the space (:meth:`Space.edge_sides`) and rounds
+    remain, try it moved one step past each such edge, at the full count on the same seeds and labels
+    as its own set (so the comparison is paired), and keep the lowest metric: a grid too small on the
+    high side (the paper's scales) no longer decides the answer. The tries join the trace's candidates
+    and its ``extensions``, their images ``sampled_images``; returns the space widened by the values
+    tried. A dimension stops where a step would leave it (an interval (1, 1]), and so does the search."""
+    records, full, widened = trace["candidates"], trace["schedule"][-1], space
+    trace["extensions"] = []
+    for r in range(1, rounds + 1):
+        chosen = trace["chosen_index"]
+        point = {d: coordinate(records[chosen]["guidance"], d) for d in [*space.values, *space.ranges]}
+        tries = []
+        for name, side in widened.edge_sides(records[chosen]["guidance"]).items():
+            value = widened.beyond(name, side, space.step(name, side))
+            try:
+                tries.append((name, value, canonical(space.fixed, point | {name: value})))
+            except IGError:
+                continue  # not a setting (an empty interval): this dimension ends here
+            widened = widened.extended(name, value)
+        if not tries:
+            break
+        scores, added = {chosen: score(Guidance.from_dict(records[chosen]["guidance"]), full)}, []
+        for _, _, g in tries:
+            records.append({"guidance": g.to_dict(), "label": label(g), "rungs": [], "dropped": None, "extension": r})
+            added.append(len(records) - 1)
+            scores[added[-1]] = score(g, full)
+        best = min(scores, key=lambda i: scores[i].value)
+        for (name, value, g), i in zip(tries, added, strict=True):
+            records[i]["rungs"].append(rung_record(full, scores[i], scores[best], i == best))
+            d = paired(scores[i], scores[chosen])
+            trace["extensions"].append(
+                {"round": r, "dimension": name, "value": value, "index": i, "label": label(g), "guidance": g.to_dict(),
+                 "num_samples": full, METRIC: scores[i].value, "se": records[i]["rungs"][-1]["se"],
+                 "delta_to_chosen": d.delta, "delta_se": d.se, "became_chosen": i == best}
+            )  # fmt: skip
+        for i in scores:
+            if i != best:
+                records[i]["dropped"] = {"extension": r, "reason": f"{records[best]['label']} is better"}
+        trace["sampled_images"] += full * len(tries)
+        trace |= {"chosen": records[best]["guidance"], "chosen_label": records[best]["label"], "chosen_index": best}
+        log.info("extension round %d: %s, chosen %s", r, [records[i]["label"] for i in scores], records[best]["label"])
+    return widened
 
 
 # --- sampling and scoring a candidate ---------------------------------------------------------------
@@ -318,7 +410,8 @@ def plot_space(trace: dict[str, Any], space: Space, path: Path) -> None:
     """The candidates on two dimensions of the space (ranges first, then the longest lists), one
     panel per value of a short listed dimension, any other dimension in the points' labels: colour =
     the rungs a candidate survived, its number = FD at the last rung it reached (at fewer samples for
-    those dropped early, so higher: compare colours, not numbers across rungs), the chosen circled."""
+    those dropped early, so higher: compare colours, not numbers across rungs), the chosen circled,
+    settings tried past the space's edges (scored at the full count) rimmed in orange."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -340,8 +433,9 @@ def plot_space(trace: dict[str, Any], space: Space, path: Path) -> None:
         shown = [c for c in candidates if value is None or coordinate(c["guidance"], panel_dim) == value]
         xs = [coordinate(c["guidance"], x_dim) for c in shown]
         ys = [coordinate(c["guidance"], y_dim) if y_dim else 0.0 for c in shown]
-        reached = [len(c["rungs"]) for c in shown]
-        points = ax.scatter(xs, ys, c=reached, vmin=1, vmax=rungs, s=120, cmap="viridis", edgecolors="k")
+        reached = [rungs if c["extension"] else len(c["rungs"]) for c in shown]
+        rims = ["tab:orange" if c["extension"] else "k" for c in shown]
+        points = ax.scatter(xs, ys, c=reached, vmin=1, vmax=rungs, s=120, cmap="viridis", edgecolors=rims)
         for x, y, c in zip(xs, ys, shown, strict=True):
             text = "\n".join([f"{c['rungs'][-1][METRIC]:.2f}",
                               *(f"{d}={coordinate(c['guidance'], d):g}" for d in in_labels)])  # fmt: skip
@@ -353,26 +447,33 @@ def plot_space(trace: dict[str, Any], space: Space, path: Path) -> None:
         ax.margins(0.15)
     axes[0].set_ylabel(y_dim or "")
     fig.colorbar(points, ax=axes.tolist(), label="rungs reached", ticks=range(1, rungs + 1))
-    fig.suptitle(f"successive halving, rungs of {trace['schedule']} samples: {len(candidates)} candidates, "
-                 f"chosen {trace['chosen_label']} (numbers: FD at the last rung reached)", fontsize=9)  # fmt: skip
+    tried = sum(bool(c["extension"]) for c in candidates)
+    fig.suptitle(f"successive halving, rungs of {trace['schedule']} samples: {len(candidates) - tried} candidates"
+                 + (f" and {tried} past the edges (orange)" if tried else "")
+                 + f", chosen {trace['chosen_label']} (numbers: FD at the last rung reached)", fontsize=9)  # fmt: skip
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
 
 
 def tune(space: Space, candidates: list[Guidance], sizes: list[int], eta: int, scorer: Callable[[Guidance, int], Score],
-         out_dir: Path) -> dict[str, Any]:  # fmt: skip
-    """Search the candidates with successive halving and write the trace, the chosen entry and the plot."""
+         out_dir: Path, extend: int) -> dict[str, Any]:  # fmt: skip
+    """Search the candidates with successive halving, extend the space past the edges the choice sits
+    at (at most ``extend`` rounds), and write the trace, the chosen entry and the plot."""
     log.info("%d candidates, rungs of %s samples", len(candidates), sizes)
+    scorer = functools.cache(scorer)  # an extension round compares with the chosen's last score
     trace = successive_halving(candidates, sizes, eta, scorer)
+    widened = extend_edges(trace, space, extend, scorer)
     grid = len(candidates) * sizes[-1]
     trace |= {"metric": METRIC, "grid_images": grid, "sample_share": trace["sampled_images"] / grid,
               "space": {"values": space.values, "ranges": space.ranges, "fixed": space.fixed.to_dict()},
-              "chosen_at_edge": space.edges(trace["chosen"])}  # fmt: skip
+              "extend": extend, "chosen_at_edge": widened.edges(trace["chosen"])}  # fmt: skip
     if trace["chosen_at_edge"]:
-        log.warning("the chosen setting lies at the edge of the space in %s: widen it there, the best may lie beyond",
-                    ", ".join(trace["chosen_at_edge"]))  # fmt: skip
+        spent = bool(trace["extensions"]) and trace["extensions"][-1]["round"] == extend
+        log.warning("the chosen setting lies at the edge of the space in %s%s: widen it there, the best may lie beyond",
+                    ", ".join(trace["chosen_at_edge"]),
+                    f" after the whole extension budget ({extend} round(s)) ran out" if spent else "")  # fmt: skip
     write_json(out_dir / "trace.json", trace)
-    plot_space(trace, space, out_dir / "space.png")
+    plot_space(trace, widened, out_dir / "space.png")
     write_json(out_dir / "chosen.json", trace["chosen"])
     return trace
 
@@ -390,6 +491,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--candidates", type=int, help="points drawn from a space with ranges (default: the grid)")
     p.add_argument("--eta", type=int, default=3, help="keep the best 1/eta at each rung (default 3)")
     p.add_argument("--min-samples", type=int, default=100, help="smallest rung (default 100)")
+    p.add_argument(
+        "--extend",
+        type=int,
+        default=EXTEND_ROUNDS,
+        help=f"rounds of stepping past an edge of the space where the choice lies (default {EXTEND_ROUNDS}; 0: none)",
+    )
     p.add_argument("--bootstrap", type=int, default=20, help="bootstrap resamples behind each error")
     p.add_argument("--space-seed", type=int, default=0, help="seed of the Halton sequence")
     p.add_argument("--labels", choices=LABEL_MODES, default="random")
@@ -407,6 +514,7 @@ class Problem:
     candidates: list[Guidance]
     sizes: list[int]
     eta: int
+    extend: int
     scorer: SampleScorer
 
 
@@ -418,6 +526,8 @@ def problem_from_args(args: argparse.Namespace) -> Problem:
     from ig.evaluation.extractors import load_extractor
     from ig.sampling.sets import Sampler
 
+    if args.extend < 0:
+        raise IGError(f"--extend must be at least 0, got {args.extend}")
     spec = read_yaml_mapping(args.space, what="tuning space")
     if spec.get("kind") == "tuning":  # the workflow's job spec (ig.campaign.specs)
         spec = {**spec["space"], "fixed": spec["fixed"]}
@@ -434,15 +544,16 @@ def problem_from_args(args: argparse.Namespace) -> Problem:
     sampler = Sampler.load(args.checkpoint, device, args.ag_checkpoint, args.assets_dir)
     scorer = SampleScorer(sampler, args.checkpoint, sampling, args.labels, args.ag_checkpoint, reference, extractor,
                           args.out_dir, args.bootstrap)  # fmt: skip
-    return Problem(space, candidates, sizes, args.eta, scorer)
+    return Problem(space, candidates, sizes, args.eta, args.extend, scorer)
 
 
 def run(args: argparse.Namespace) -> None:
     p = problem_from_args(args)
-    trace = tune(p.space, p.candidates, p.sizes, p.eta, p.scorer, args.out_dir)
+    trace = tune(p.space, p.candidates, p.sizes, p.eta, p.scorer, args.out_dir, p.extend)
     chosen = trace["candidates"][trace["chosen_index"]]["rungs"][-1]
     print(
         f"chosen {trace['chosen_label']}: FD {chosen[METRIC]:.3f} ± {chosen['se']:.3f} at {chosen['num_samples']} "
         f"samples; {trace['sampled_images']:,} images sampled, {100 * trace['sample_share']:.0f} % of the grid's"
+        + (f"; {len(trace['extensions'])} setting(s) tried past its edges" if trace["extensions"] else "")
         + (f"; at the edge of the space in {', '.join(trace['chosen_at_edge'])}" if trace["chosen_at_edge"] else "")
     )

@@ -220,7 +220,7 @@ class JobSpecs:
             "checkpoint": self.checkpoint(*c.tuning_run(target)),
             "space": spec["space"],
             "fixed": spec["fixed"],
-            "search": {key: spec[key] for key in ("eta", "min_samples", "candidates")},
+            "search": {key: spec[key] for key in ("eta", "min_samples", "candidates", "extend")},
             "sampling": c.tuning_sampling(target).to_dict(),
             "features": self._features(),
             "reference": self.hash("reference"),

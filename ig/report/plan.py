@@ -180,19 +180,25 @@ def guidance_options(campaign: Campaign, name: str) -> list[Guidance]:
 
 
 def tuning_cost(campaign: Campaign, target: str, runs: dict, est: dict) -> dict:
-    """Images and GPU-hours of a tuning target at most (every rung keeps ⌈alive/η⌉ candidates) and
-    of the grid of the same candidates at the full count."""
+    """Images and GPU-hours of a tuning target at most (every rung keeps ⌈alive/η⌉ candidates; the
+    first extension round tries every dimension past its edge at the full count, a later one only the
+    dimension the last winner moved along: the others were widened past it) and of the grid of the same
+    candidates at the full count."""
     from ig.tuning import rung_sizes
 
     spec = campaign.config["tuning"][target]
     run, _ = campaign.tuning_run(target)
     sampling = campaign.tuning_sampling(target)
-    candidates = campaign.tuning_space(target).candidates(spec["candidates"])
+    space = campaign.tuning_space(target)
+    candidates = space.candidates(spec["candidates"])
     sizes = rung_sizes(len(candidates), sampling.num_samples, spec["eta"], spec["min_samples"])
     images, alive, previous = 0, len(candidates), 0
     for n in sizes:
         images += alive * (n - previous)
         alive, previous = max(1, math.ceil(alive / spec["eta"])), n
+    if spec["extend"]:
+        dimensions = sum(len(v) > 1 for v in space.values.values()) + len(space.ranges)  # those with edges
+        images += (dimensions + spec["extend"] - 1) * sampling.num_samples
     rows = max(network_rows(sampling.sampler, g) for g in candidates)
     per_image = runs[run]["gflops_forward"] * 1e9 * rows / (sample_tflops(est, sampling.sampler) * 1e12) / 3600
     seconds_eval = 1 / est["eval_images_per_s"] / 3600

@@ -384,7 +384,7 @@ wildcard_constraints:
 
 def tune_args(wildcards) -> str:
     spec = config["tuning"][wildcards.tuning]
-    options = {key: spec[key] for key in ("eta", "min_samples") if spec[key] is not None}
+    options = {key: spec[key] for key in ("eta", "min_samples", "extend") if spec[key] is not None}
     if spec["candidates"]:
         options["candidates"] = spec["candidates"]
     args = flags(C.tuning_sampling(wildcards.tuning).to_dict() | options)
