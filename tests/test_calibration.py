@@ -35,7 +35,9 @@ import numpy as np
 import pytest
 
 from ig.evaluation import uncertainty
+from ig.evaluation.matched import matched_difference
 from ig.evaluation.metrics import feature_statistics, frechet_distance
+from ig.evaluation.record import MetricsRecord
 from ig.evaluation.speedup import Reach, steps_to_reach
 from ig.evaluation.uncertainty import (
     Bootstrap,
@@ -220,6 +222,39 @@ def test_over_seeds_fid_difference_is_calibrated_only_with_noise_per_seed(single
     assert_calibrated(*rates(draw(shared=False), effect=0.1, sims=FEATURE_SIMS))
     old_fpr, _ = rates(draw(shared=True), effect=0.1, sims=FEATURE_SIMS)
     assert old_fpr > 0.12, old_fpr
+
+
+# --- at matched quality: b's curve read at a's value --------------------------------------------------
+CURVE_X, SLOPE, A_X = np.array([0.0, 1.0, 2.0]), -0.5, 0.7  # b's settings trade y for x along a line
+
+
+def matched_campaign(rng: np.random.Generator, effect: float, b_exact: bool = False) -> Difference:
+    """Three settings of b along y = 1 + SLOPE·x and setting a, ``effect`` above b's line at a's x; per
+    sample, x and y with noise that the paired sets share in part; each metric the mean over samples,
+    bootstrapped on the same resamples in every set. ``b_exact`` takes b's curve as known (its
+    resamples all at its values): the interpolation's own error left out."""
+    n, resamples = 400, 100
+    shared = 0.3 * rng.standard_normal((n, 2))
+    index = rng.integers(0, n, (resamples, n))
+
+    def record(mx: float, my: float, exact: bool = False) -> dict:
+        x, y = (np.array([mx, my]) + shared + rng.standard_normal((n, 2))).T
+        per_sample = {"fid": x, "recall": y}
+        reps = {m: np.full(resamples, v.mean()) if exact else v[index].mean(axis=1) for m, v in per_sample.items()}
+        return {**{m: v.mean() for m, v in per_sample.items()}, "num_samples": n,
+                "samples": {"seed": 0, "labels": "random"},
+                "bootstrap": {"seed": 0, "resamples": resamples, "blocks": None, "replicates": reps}}  # fmt: skip
+
+    curve = [MetricsRecord(record(x, 1 + SLOPE * x, b_exact)) for x in CURVE_X]
+    return matched_difference(MetricsRecord(record(A_X, 1 + SLOPE * A_X + effect)), curve, "recall", "fid")
+
+
+def test_matched_difference_is_calibrated_and_fails_without_the_curves_error():
+    """Recall at matched FID (:mod:`ig.evaluation.matched`): the bootstrap through the interpolation is
+    calibrated; taking b's curve as exact, as reading it off a plot would, is not."""
+    assert_calibrated(*rates(matched_campaign, effect=0.05, sims=FEATURE_SIMS))
+    _, coverage = rates(lambda rng, effect: matched_campaign(rng, effect, b_exact=True), 0.05, sims=100)
+    assert coverage < COVERAGE_BAND[0], coverage
 
 
 # --- a family of claims ----------------------------------------------------------------------------

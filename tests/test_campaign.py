@@ -77,6 +77,10 @@ def _set_ig_milestones(c, value):
         (lambda c: c["evaluation"]["classifier"].update(epoch=1), "evaluation.classifier: Additional properties"),
         (lambda c: c["latents"]["tiny"]["autoencoder"]["train"].update(step=5), "autoencoder.train: Additional"),
         (lambda c: c["claims"][0].pop("margin"), "claims.0: a 'matches' claim needs a margin"),
+        (lambda c: c["claims"][2].pop("curve"), r"claims.2: a curve .* is needed by, kind: matched"),
+        (lambda c: c["claims"][1].update(curve=["none", "cfg2"]), r"claims.1: a curve .* belongs to"),
+        (lambda c: c["claims"][2].update(match="recall"), "claims.2: match 'recall' is the compared metric"),
+        (lambda c: c["claims"][2]["curve"].append("cfg9"), "claims.2.curve: unknown guidance 'cfg9'"),
     ],
 )
 def test_bad_configs_fail_with_one_line_when_the_workflow_parses(edit, message, tmp_path, monkeypatch):

@@ -151,6 +151,11 @@ MATRIX: list[tuple[str, Callable[[str], str], set[str]]] = [
         edit_yaml(lambda c: c["tuning"]["ig"].update(eta=3)),
         TUNING | set_jobs("ig/it4/tuned") | REPORT,
     ),
+    (
+        "tuning: extend 2 -> 0 (no extension past an edge)",
+        edit_yaml(lambda c: c["tuning"]["ig"].update(extend=0)),
+        TUNING | set_jobs("ig/it4/tuned") | REPORT,
+    ),
     ("a table title", edit_yaml(lambda c: c["tables"][0].update(title="renamed")), REPORT),
     ("run baseline removed", edit_yaml(lambda c: (c["runs"].pop("baseline"), c["evaluations"].pop(0))), REPORT),
 ]

@@ -307,10 +307,14 @@ class Campaign:
         return sorted(sets)
 
     def claim_sets(self, claim: dict) -> list[SampleSet]:
-        """The sample sets a claim reads: its two settings, or (``steps_to_reach``) every milestone of
-        ``a`` and the last of ``b``."""
+        """The sample sets a claim reads: its two settings; (``matched``) ``a`` and b's settings along
+        its ``curve``; (``steps_to_reach``) every milestone of ``a`` and the last of ``b``."""
         if claim["kind"] == "compare":
             return self.row_sets(claim["a"]) + self.row_sets(claim["b"])
+        if claim["kind"] == "matched":
+            return self.row_sets(claim["a"]) + [
+                s for g in claim["curve"] for s in self.row_sets({**claim["b"], "guidance": g})
+            ]
         a, b = claim["a"], claim["b"]
         sets = [s for m in self.milestones(a["run"]) for s in self.row_sets({**a, "milestone": m})]
         return sets + self.row_sets({**b, "milestone": "last"})

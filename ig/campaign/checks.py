@@ -84,6 +84,15 @@ def check(c: Campaign, dry_run: bool) -> None:
             raise IGError(
                 f"config: claims.{j}: a 'matches' claim needs a margin (|a − b| that still counts as a match)"
             )
+        if (claim["kind"] == "matched") != ("curve" in claim):
+            raise IGError(
+                f"config: claims.{j}: a curve (b's guidance settings to read b at a's {claim['match']}) "
+                "belongs to, and is needed by, kind: matched"
+            )
+        if claim["kind"] == "matched" and claim["match"] == claim["metric"]:
+            raise IGError(f"config: claims.{j}: match {claim['match']!r} is the compared metric; hold another fixed")
+        for g in claim.get("curve", []):
+            _check_setting(c, {**claim["b"], "guidance": g}, f"config: claims.{j}.curve")
         for side in ("a", "b"):
             where, setting = f"config: claims.{j}.{side}", claim[side]
             if setting["run"] not in c.groups:

@@ -7,6 +7,10 @@ A campaign's ``claims:`` section lists what the paper says and which of our samp
   is the paired difference ``a − b`` (:func:`ig.report.results.difference`: per training seed and
   over seeds when both have several, else the paired bootstrap), tested one-sided in the paper's
   direction, or by TOST against the margin.
+- ``kind: matched``: ``a`` against ``b`` at matched quality (recall at the same FID):
+  :mod:`ig.evaluation.matched` reads b's ``metric`` off its ``curve`` (b's guidance settings, e.g.
+  CFG's scales) at a's value of ``match``, so that a method is not judged against another's
+  stronger or weaker setting; tested like ``compare``.
 - ``kind: steps_to_reach``: run ``a`` reaches run ``b``'s value at ``b``'s last milestone in fewer
   training steps (the training-speed claim): :func:`ig.evaluation.speedup.steps_to_reach`, a's
   monotone mean curve against the target with its own error; inconclusive when it cannot decide.
@@ -29,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ig import campaign as campaign_mod
 from ig.campaign import Campaign, SampleSet
@@ -136,6 +142,36 @@ def compare(c: Campaign, claim: dict, metrics: dict, paper) -> Test:
     return Test(finding, lambda p_adjusted: claim_outcome(d, expect, metric, p_adjusted, margin))
 
 
+def matched(c: Campaign, claim: dict, metrics: dict, paper) -> Test:
+    from ig.errors import IGError
+    from ig.evaluation.matched import matched_over_seeds
+    from ig.evaluation.uncertainty import OUTCOMES, claim_outcome, claim_p_value, verdict
+
+    metric, match, expect, margin = claim["metric"], claim["match"], claim["expect"], claim.get("margin")
+    effect, paper_text = _paper_effect(paper, claim)
+    a_sets = c.row_sets(claim["a"])
+    curve_sets = [c.row_sets({**claim["b"], "guidance": g}) for g in claim["curve"]]
+    if any(s not in metrics for s in a_sets + [s for sets in curve_sets for s in sets]):
+        return Test(Finding(claim["claim"], metric, paper_text, "not evaluated", OUTCOMES[2], {}))
+    a = [metrics[s] for s in a_sets]
+    curves = [[metrics[sets[i]] for sets in curve_sets] for i in range(len(a_sets))]
+    try:
+        d = matched_over_seeds(a, curves, metric, match)
+    except IGError as e:
+        return Test(Finding(claim["claim"], metric, paper_text, f"not evaluated: {e}", OUTCOMES[2], {}))
+    judged = verdict(d, metric)
+    f, at = f".{decimals(metric)}f", float(np.mean([r.value(match) for r in a]))
+    seeds = f", {len(a)} seeds" if len(a) > 1 else ""
+    a_value = float(np.mean([r.value(metric) for r in a]))
+    ours = (f"{a_value - d.delta:{f}} → {a_value:{f}} at {match} {at:.{decimals(match)}f} "
+            f"({d.delta:+{f}} ± {d.se:{f}}{seeds}; {judged})")  # fmt: skip
+    detail = {"a": a_value, "b_at_match": a_value - d.delta, "match": match, "at": at, "curve": claim["curve"],
+              "delta": d.delta, "se": d.se, "interval": list(d.interval), "dof": d.dof, "paired": d.paired,
+              "verdict": judged, "paper_delta": effect}  # fmt: skip
+    finding = Finding(claim["claim"], metric, paper_text, ours, "", detail, claim_p_value(d, expect, metric, margin))
+    return Test(finding, lambda p_adjusted: claim_outcome(d, expect, metric, p_adjusted, margin))
+
+
 def crossing_step(steps: list[int], values: list[float], target: float, lower_is_better: bool) -> float | None:
     """The first training step at which the curve reaches ``target`` (linear between milestones)."""
     reached = [(v <= target) if lower_is_better else (v >= target) for v in values]
@@ -189,7 +225,7 @@ def steps_to_reach(c: Campaign, claim: dict, metrics: dict, paper) -> Test:
     return Test(finding, decide)
 
 
-KINDS = {"compare": compare, "steps_to_reach": steps_to_reach}
+KINDS = {"compare": compare, "matched": matched, "steps_to_reach": steps_to_reach}
 
 
 def findings(c: Campaign, paper_csv: str | Path) -> list[Finding]:
@@ -267,9 +303,12 @@ def tuning_section(traces: dict[str, dict[str, Any]]) -> list[str]:
              "|---|---|---|---|---|"]  # fmt: skip
     for target, t in traces.items():
         last, metric = t["candidates"][t["chosen_index"]]["rungs"][-1], t["metric"]
-        edge = f" (at the edge of the space in {', '.join(t['chosen_at_edge'])})" if t.get("chosen_at_edge") else ""
+        tried = t.get("extensions", [])  # settings tried past the space's edges (ig.tuning.extend_edges)
+        spent = ", extension budget spent" if tried and tried[-1]["round"] == t.get("extend") else ""
+        edge = f" (at the edge of the space in {', '.join(t['chosen_at_edge'])}{spent})" if t["chosen_at_edge"] else ""
+        candidates = f"{len(t['candidates']) - len(tried)}" + (f" + {len(tried)} past its edges" if tried else "")
         lines.append(f"| {target} | {t['chosen_label']}{edge} | {last[metric]:.2f} ± {last['se']:.2f} "
-                     f"({last['num_samples']:,}) | {t['sampled_images']:,} ({len(t['candidates'])}) | "
+                     f"({last['num_samples']:,}) | {t['sampled_images']:,} ({candidates}) | "
                      f"{100 * t['sample_share']:.0f} % |")  # fmt: skip
     return lines
 
