@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -164,14 +165,27 @@ def test_a_matched_claim_reads_bs_curve_at_as_fid(tmp_path, monkeypatch):
     values = {("ig", g): lambda i, m, v=v: {"fid": v[0], "recall": v[1]} for g, v in cfg.items()}
     for ig_fid, expected in ((4.7, "reproduced"), (3.5, "inconclusive")):
         c = Campaign(validate(copy.deepcopy(config)))
-        fake_results(c, values | {("ig", "ig2"): lambda i, m, f=ig_fid: {"fid": f, "recall": 0.53}})
+        fake_results(c, values | {("ig", "ig1.5"): lambda i, m, f=ig_fid: {"fid": f, "recall": 0.53}})
         found = {f.claim: f for f in write_claims(c, PAPER, tmp_path / "README.md")}[claim]
         assert found.outcome == expected, found
     # at FID 3.5 IG lies beyond CFG's strongest scale: nothing to compare with
     assert found.ours == "not evaluated: a's fid 3.5 lies outside b's curve (4 to 5.9): add a setting of b beyond it"
     c = Campaign(validate(copy.deepcopy(config)))
-    fake_results(c, values | {("ig", "ig2"): lambda i, m: {"fid": 4.7, "recall": 0.53}})
+    fake_results(c, values | {("ig", "ig1.5"): lambda i, m: {"fid": 4.7, "recall": 0.53}})
     found = {f.claim: f for f in write_claims(c, PAPER, tmp_path / "README.md")}[claim]
     # between cfg2 (4.4, 0.46) and cfg1.5 (4.8, 0.48): 0.46 + 0.3/0.4 · 0.02 = 0.475 at FID 4.7
     assert found.detail["b_at_match"] == pytest.approx(0.475) and found.detail["delta"] == pytest.approx(0.055)
     assert 0 < found.detail["se"] < 0.01 and found.detail["paired"]
+
+
+def test_a_curve_that_overshoots_is_read_at_bs_best_where_it_passes_twice():
+    """CFG's FID falls and rises again with its scale: at a FID it passes twice, b is read at its
+    better recall (the frontier), never between settings that are not neighbours in scale."""
+    from ig.evaluation.matched import read_at
+
+    fid, recall = [5.9, 4.8, 4.4, 5.1], [0.45, 0.48, 0.46, 0.39]  # scales 1, 1.5, 2, 3
+    # 5.0 is passed between scales 1 and 1.5 (0.45 + 0.9/1.1 · 0.03) and between 2 and 3 (0.46 − 0.6/0.7 · 0.07)
+    assert read_at(5.0, fid, recall) == pytest.approx(0.45 + 0.9 / 1.1 * 0.03)
+    assert read_at(5.0, fid, recall, min) == pytest.approx(0.46 - 0.6 / 0.7 * 0.07)
+    assert read_at(5.5, fid, recall) == pytest.approx(0.45 + 0.4 / 1.1 * 0.03)  # one pass only
+    assert math.isnan(read_at(4.0, fid, recall)) and math.isnan(read_at(6.0, fid, recall))

@@ -200,7 +200,9 @@ def test_slurm_profile_dry_run(tmp_path: Path) -> None:
     assert (prepare["slurm_partition"], prepare["threads"]) == ("cpu", "1"), prepare
     assert not {"gpu", "slurm_account", "qos", "gpu_model", "constraint"} & set(prepare), prepare
     sample = res["sample"]
-    assert (sample["slurm_partition"], sample["gpu"], sample["runtime"]) == ("gpu", "1", "240"), sample
+    # No time limit from the profile for sampling: the pipeline's rule requests its planned time
+    # (workflow/rules/common.smk planned_runtime); this stand-in rule requests none: the default.
+    assert (sample["slurm_partition"], sample["gpu"], sample["runtime"]) == ("gpu", "1", "60"), sample
     assert sample["cpus_per_gpu"] == sample["threads"] == "8", sample
     assert not {"gpu_model", "constraint", "qos"} & set(sample), sample
     # The rule's own gpu (the run's gpus) survives; the profile adds CPUs and memory per CPU.

@@ -4,7 +4,9 @@ Guidance trades one metric for another along its scale (CFG buys FID and precisi
 "IG keeps recall where CFG trades it away" compared at one scale each says more about the two scales
 than about the two methods: a stronger CFG has the better FID and the worse recall. The fair test
 holds FID fixed: b's recall read off its curve over its guidance settings, at a's FID. The curve is
-piecewise linear through b's settings in order of their FID (the trade-off's frontier as sampled).
+piecewise linear through b's settings in the order the claim lists them (by scale); where it passes
+a's FID more than once (guidance overshoots: FID falls, then rises again), b is read at its best
+there, so that a is held against the frontier of b's trade-off as sampled.
 
 The error comes from the bootstrap: every set of one sampling seed, label mode and sample count is
 resampled on the same indices (:func:`ig.evaluation.uncertainty.is_paired`), so on each resample a
@@ -15,36 +17,47 @@ per-seed matched differences and their spread (:func:`ig.evaluation.uncertainty.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ig.errors import IGError
 from ig.evaluation.record import MetricsRecord
-from ig.evaluation.uncertainty import Difference, is_paired, seed_difference
+from ig.evaluation.uncertainty import LOWER_IS_BETTER, Difference, is_paired, seed_difference
 
 MAX_OUTSIDE = 0.1  # resamples whose a lies beyond b's curve, above which the comparison is refused
 
 
-def read_at(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
-    """The piecewise-linear curve through the points ``(xs, ys)``, in order of ``xs``, at ``x``
-    (NaN outside the curve's range: an extrapolation is not a measurement)."""
-    xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
-    order = np.argsort(xs, kind="stable")
-    return float(np.interp(x, xs[order], ys[order], left=np.nan, right=np.nan))
+def read_at(x: float, xs: Sequence[float], ys: Sequence[float], best: Callable[[list[float]], float] = max) -> float:
+    """The curve through the points ``(xs, ys)`` in their order (b's settings by scale) read at ``x``,
+    linear between neighbours. Where it passes ``x`` more than once (a stronger guidance overshoots and
+    FID rises again), the ``best`` of the readings: b at its best at that ``x``. NaN where it never
+    reaches ``x``: an extrapolation is not a measurement."""
+    readings = [
+        y0 if x1 == x0 else y0 + (x - x0) * (y1 - y0) / (x1 - x0)
+        for (x0, y0), (x1, y1) in itertools.pairwise(zip(xs, ys, strict=True))
+        if min(x0, x1) <= x <= max(x0, x1)
+    ]
+    return best(readings) if readings else math.nan
 
 
 def matched_delta(a: MetricsRecord, curve: Sequence[MetricsRecord], metric: str, match: str) -> float:
     """``a``'s ``metric`` minus b's curve's at ``a``'s ``match`` value; one line naming the fix when
     ``a`` lies beyond the curve."""
     xs = [s.value(match) for s in curve]
-    at = read_at(a.value(match), xs, [s.value(metric) for s in curve])
-    if np.isnan(at):
+    at = read_at(a.value(match), xs, [s.value(metric) for s in curve], _best(metric))
+    if math.isnan(at):
         raise IGError(
             f"a's {match} {a.value(match):.3g} lies outside b's curve ({min(xs):.3g} to {max(xs):.3g}): "
             f"add a setting of b beyond it"
         )
     return a.value(metric) - at
+
+
+def _best(metric: str) -> Callable[[list[float]], float]:
+    return min if LOWER_IS_BETTER[metric] else max
 
 
 def matched_difference(a: MetricsRecord, curve: Sequence[MetricsRecord], metric: str, match: str) -> Difference:
@@ -57,12 +70,13 @@ def matched_difference(a: MetricsRecord, curve: Sequence[MetricsRecord], metric:
     xs = np.stack([s.replicates(match) for s in curve])  # (settings, resamples)
     ys = np.stack([s.replicates(metric) for s in curve])
     a_xs, a_ys = a.replicates(match), a.replicates(metric)
-    deltas = np.array([a_ys[r] - read_at(a_xs[r], xs[:, r], ys[:, r]) for r in range(len(a_xs))])
+    best = _best(metric)
+    deltas = np.array([a_ys[r] - read_at(a_xs[r], xs[:, r], ys[:, r], best) for r in range(len(a_xs))])
     outside = np.isnan(deltas).mean()
     if outside > MAX_OUTSIDE:
         raise IGError(
-            f"a's {match} lies beyond b's curve in {100 * outside:.0f} % of the resamples: "
-            f"add a setting of b beyond {a.value(match):.3g}"
+            f"a's {match} {a.value(match):.3g} lies beyond b's curve in {100 * outside:.0f} % of the resamples "
+            f"(at its edge): compare a setting of a further inside b's range, or add settings of b around it"
         )
     return Difference(delta, float(np.nanstd(deltas, ddof=1)), True)
 

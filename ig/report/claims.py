@@ -151,7 +151,8 @@ def matched(c: Campaign, claim: dict, metrics: dict, paper) -> Test:
     effect, paper_text = _paper_effect(paper, claim)
     a_sets = c.row_sets(claim["a"])
     curve_sets = [c.row_sets({**claim["b"], "guidance": g}) for g in claim["curve"]]
-    if any(s not in metrics for s in a_sets + [s for sets in curve_sets for s in sets]):
+    sets = a_sets + [s for sets in curve_sets for s in sets]
+    if any(s not in metrics or None in (metrics[s].value(metric), metrics[s].value(match)) for s in sets):
         return Test(Finding(claim["claim"], metric, paper_text, "not evaluated", OUTCOMES[2], {}))
     a = [metrics[s] for s in a_sets]
     curves = [[metrics[sets[i]] for sets in curve_sets] for i in range(len(a_sets))]
