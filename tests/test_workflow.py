@@ -210,8 +210,9 @@ def test_smoke_campaign_through_slurm_resumes_a_cancelled_segment(slurm_cluster,
     steps = [json.loads(line)["step"] for line in (root / "runs/ig/training.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 300
     assert not (root / "runs/ig/work-it300/resume.pt").exists()  # removed once the milestone exists
-    # every stage delivered
-    for path in ("tables/smoke.md", "plots/methods.png", "metrics/ig/it300/ig2+cfg/random.json", "runs/ig/it300.pt"):
+    # every stage delivered, autoguidance (it20 as the weak model) included
+    delivered = ["tables/smoke.md", "plots/methods.png", "metrics/ig/it300/ig2+cfg/random.json", "runs/ig/it300.pt"]
+    for path in [*delivered, "metrics/ig/it300/ag/random.json"]:
         assert (root / path).is_file(), path
     metrics = json.loads((root / "metrics/ig/it300/ig2/random.json").read_text())
     assert metrics["num_samples"] == 128 and metrics["fid"] > 0
