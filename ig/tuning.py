@@ -137,11 +137,15 @@ class Space:
         that is not an end of the dimension itself: the optimum may lie beyond it."""
         return list(self.edge_sides(g))
 
+    def ends(self) -> dict[str, tuple[float, float]]:
+        """Each searched dimension's (low, high) in the space (a listed dimension of one value is held
+        fixed, not searched: it has no edge)."""
+        return {name: (min(v), max(v)) for name, v in self.values.items() if len(v) > 1} | self.ranges
+
     def edge_sides(self, g: dict[str, Any]) -> dict[str, int]:
         """:meth:`edges` with the end each lies at: +1 the high end, −1 the low one."""
-        ends = {name: (min(v), max(v)) for name, v in self.values.items() if len(v) > 1} | self.ranges
         sides = {}
-        for name, (low, high) in ends.items():
+        for name, (low, high) in self.ends().items():
             if name in _COORDINATES and g[_COORDINATES[name][2]] == 1.0:
                 continue  # the interval of a guidance that is off (scale 1) means nothing
             value, tolerance = coordinate(g, name), EDGE_TOLERANCE * (high - low)
@@ -153,8 +157,8 @@ class Space:
         return sides
 
     def end(self, name: str, side: int) -> float:
-        """A dimension's high (``side`` +1) or low (−1) end."""
-        low, high = self.ranges.get(name) or (min(self.values[name]), max(self.values[name]))
+        """A searched dimension's high (``side`` +1) or low (−1) end."""
+        low, high = self.ends()[name]
         return high if side > 0 else low
 
     def step(self, name: str, side: int) -> float:
@@ -313,6 +317,12 @@ def successive_halving(
             "chosen_index": chosen, "schedule": sizes, "eta": eta, "sampled_images": images}  # fmt: skip
 
 
+def extension_budget_spent(trace: dict[str, Any]) -> bool:
+    """Whether a trace's extension rounds ran out: its last try came in the last round allowed."""
+    tried = trace.get("extensions", [])
+    return bool(tried) and tried[-1]["round"] == trace.get("extend")
+
+
 def extend_edges(trace: dict[str, Any], space: Space, rounds: int, score: Callable[[Guidance, int], Score]) -> Space:
     """While the chosen setting sits at an edge of the space (:meth:`Space.edge_sides`) and rounds
     remain, try it moved one step past each such edge, at the full count on the same seeds and labels
@@ -468,7 +478,7 @@ def tune(space: Space, candidates: list[Guidance], sizes: list[int], eta: int, s
               "space": {"values": space.values, "ranges": space.ranges, "fixed": space.fixed.to_dict()},
               "extend": extend, "chosen_at_edge": widened.edges(trace["chosen"])}  # fmt: skip
     if trace["chosen_at_edge"]:
-        spent = bool(trace["extensions"]) and trace["extensions"][-1]["round"] == extend
+        spent = extension_budget_spent(trace)
         log.warning("the chosen setting lies at the edge of the space in %s%s: widen it there, the best may lie beyond",
                     ", ".join(trace["chosen_at_edge"]),
                     f" after the whole extension budget ({extend} round(s)) ran out" if spent else "")  # fmt: skip

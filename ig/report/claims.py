@@ -299,13 +299,15 @@ def toy_section(claims: dict[str, Any]) -> list[str]:
 
 def tuning_section(traces: dict[str, dict[str, Any]]) -> list[str]:
     """What ``ig tune`` chose for each target, at what cost against the grid of its candidates."""
+    from ig.tuning import extension_budget_spent
+
     lines = ["", "## Guidance tuning", "",
              "| Target | Chosen | FD ± s.e. (samples) | Images sampled (candidates) | Share of the grid's |",
              "|---|---|---|---|---|"]  # fmt: skip
     for target, t in traces.items():
         last, metric = t["candidates"][t["chosen_index"]]["rungs"][-1], t["metric"]
         tried = t.get("extensions", [])  # settings tried past the space's edges (ig.tuning.extend_edges)
-        spent = ", extension budget spent" if tried and tried[-1]["round"] == t.get("extend") else ""
+        spent = ", extension budget spent" if extension_budget_spent(t) else ""
         edge = f" (at the edge of the space in {', '.join(t['chosen_at_edge'])}{spent})" if t["chosen_at_edge"] else ""
         candidates = f"{len(t['candidates']) - len(tried)}" + (f" + {len(tried)} past its edges" if tried else "")
         lines.append(f"| {target} | {t['chosen_label']}{edge} | {last[metric]:.2f} ± {last['se']:.2f} "

@@ -197,8 +197,7 @@ def tuning_cost(campaign: Campaign, target: str, runs: dict, est: dict) -> dict:
         images += alive * (n - previous)
         alive, previous = max(1, math.ceil(alive / spec["eta"])), n
     if spec["extend"]:
-        dimensions = sum(len(v) > 1 for v in space.values.values()) + len(space.ranges)  # those with edges
-        images += (dimensions + spec["extend"] - 1) * sampling.num_samples
+        images += (len(space.ends()) + spec["extend"] - 1) * sampling.num_samples
     rows = max(network_rows(sampling.sampler, g) for g in candidates)
     per_image = runs[run]["gflops_forward"] * 1e9 * rows / (sample_tflops(est, sampling.sampler) * 1e12) / 3600
     seconds_eval = 1 / est["eval_images_per_s"] / 3600
