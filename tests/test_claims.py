@@ -189,3 +189,14 @@ def test_a_curve_that_overshoots_is_read_at_bs_best_where_it_passes_twice():
     assert read_at(5.0, fid, recall, min) == pytest.approx(0.46 - 0.6 / 0.7 * 0.07)
     assert read_at(5.5, fid, recall) == pytest.approx(0.45 + 0.4 / 1.1 * 0.03)  # one pass only
     assert math.isnan(read_at(4.0, fid, recall)) and math.isnan(read_at(6.0, fid, recall))
+
+
+def test_a_matched_claim_across_runs_of_different_seeds_is_not_evaluated(ablations, tmp_path):
+    """a over 3 training seeds against b's curve from a run of 1: no per-seed pairing exists, so the
+    claim says why it is not evaluated (it must neither fail nor drop seeds)."""
+    claim = next(cl for cl in ablations.config["claims"] if cl["kind"] == "matched")
+    claim["b"] = {**claim["b"], "run": "aux2"}
+    values = {(run, g): lambda i, m: {"fid": 4.5, "recall": 0.5} for run in ("aux4", "aux2") for g in claim["curve"]}
+    fake_results(ablations, values | {("aux4", claim["a"]["guidance"]): lambda i, m: {"fid": 4.5, "recall": 0.5}})
+    found = {f.claim: f for f in write_claims(ablations, PAPER, tmp_path / "README.md")}[claim["claim"]]
+    assert found.ours == "not evaluated: a matched comparison needs the same training seeds on both sides, got 3 and 1"

@@ -149,13 +149,13 @@ def matched(c: Campaign, claim: dict, metrics: dict, paper) -> Test:
 
     metric, match, expect, margin = claim["metric"], claim["match"], claim["expect"], claim.get("margin")
     effect, paper_text = _paper_effect(paper, claim)
-    a_sets = c.row_sets(claim["a"])
-    curve_sets = [c.row_sets({**claim["b"], "guidance": g}) for g in claim["curve"]]
-    sets = a_sets + [s for sets in curve_sets for s in sets]
-    if any(s not in metrics or None in (metrics[s].value(metric), metrics[s].value(match)) for s in sets):
+    a_sets = c.row_sets(claim["a"])  # one per training seed of a's run
+    b_sets = list(zip(*(c.row_sets({**claim["b"], "guidance": g}) for g in claim["curve"]), strict=True))  # per b seed
+    read = [*a_sets, *(s for curve in b_sets for s in curve)]
+    if any(s not in metrics or None in (metrics[s].value(metric), metrics[s].value(match)) for s in read):
         return Test(Finding(claim["claim"], metric, paper_text, "not evaluated", OUTCOMES[2], {}))
     a = [metrics[s] for s in a_sets]
-    curves = [[metrics[sets[i]] for sets in curve_sets] for i in range(len(a_sets))]
+    curves = [[metrics[s] for s in curve] for curve in b_sets]
     try:
         d = matched_over_seeds(a, curves, metric, match)
     except IGError as e:
