@@ -378,10 +378,12 @@ class SampleScorer:
         self.sampler, self.checkpoint, self.sampling, self.labels = sampler, checkpoint, sampling, labels
         self.weak_checkpoint, self.reference, self.extractor = weak_checkpoint, reference, extractor
         self.out_dir, self.bootstrap = out_dir, bootstrap
+        from ig.evaluation.metrics import psd_factor
+
+        self.reference_factor = psd_factor(reference["sigma"])  # once, for every candidate and rung
 
     def __call__(self, guidance: Guidance, n: int) -> Score:
-        from ig.evaluation.metrics import feature_statistics, frechet_distance
-        from ig.evaluation.uncertainty import Bootstrap, frechet_replicates
+        from ig.evaluation.uncertainty import Bootstrap, frechet_with_replicates
         from ig.sampling.sets import SampleSetSpec, make_shards, shards_to_make
 
         spec = SampleSetSpec(
@@ -392,9 +394,8 @@ class SampleScorer:
         if todo:
             make_shards(spec, folder, todo, self.sampler, progress=False)
         pool = np.concatenate([self._features(folder, k) for k in range(spec.num_shards)])[:n]
-        fd = frechet_distance(*feature_statistics(pool), self.reference["mu"], self.reference["sigma"])
-        replicates = frechet_replicates(
-            pool, self.reference["mu"], self.reference["sigma"], Bootstrap(n, self.bootstrap)
+        fd, replicates = frechet_with_replicates(
+            pool, self.reference["mu"], self.reference["sigma"], Bootstrap(n, self.bootstrap), self.reference_factor
         )
         log.info("%s at %d samples: FD %.3f", label(guidance), n, fd)
         return Score(fd, replicates)

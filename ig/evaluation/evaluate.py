@@ -118,15 +118,13 @@ def evaluate(
     from ig.evaluation.features import extract_features
     from ig.evaluation.metrics import (
         IS_SPLIT_SIZE,
-        feature_statistics,
-        frechet_distance,
         inception_score,
         kernel_inception_distance,
         manifolds,
     )
     from ig.evaluation.uncertainty import (
         Bootstrap,
-        frechet_replicates,
+        frechet_with_replicates,
         inception_score_replicates,
         kid_replicates,
         precision_recall_replicates,
@@ -143,20 +141,18 @@ def evaluate(
     features = extract_features(extractor, samples.batches(batch_size, count), count, "sample features", progress)
     extract_seconds = time.perf_counter() - start
     pool, spatial = features["pool"], features["spatial"]
-    values = {
-        "fid": frechet_distance(*feature_statistics(pool), reference["mu"], reference["sigma"]),
-        "sfid": frechet_distance(*feature_statistics(spatial), reference["mu_s"], reference["sigma_s"]),
-        "is": inception_score(features["logits"]) if "logits" in features else None,
-    }
     boot = Bootstrap(count, bootstrap, bootstrap_seed)
+    fid, fid_replicates = frechet_with_replicates(pool, reference["mu"], reference["sigma"], boot)
+    sfid, sfid_replicates = frechet_with_replicates(spatial, reference["mu_s"], reference["sigma_s"], boot)
+    values = {"fid": fid, "sfid": sfid, "is": inception_score(features["logits"]) if "logits" in features else None}
     blocks = boot.blocks(pool.shape[1])
     m = manifolds(reference["pool"], pool, pr_k, pr_arithmetic, boot.block_index(blocks), device)
     values |= {"precision": m.precision, "recall": m.recall}
     values["kid"] = kernel_inception_distance(reference["pool"], pool, device)
     precision, recall = precision_recall_replicates(m, boot)
     replicates = {
-        "fid": frechet_replicates(pool, reference["mu"], reference["sigma"], boot),
-        "sfid": frechet_replicates(spatial, reference["mu_s"], reference["sigma_s"], boot),
+        "fid": fid_replicates,
+        "sfid": sfid_replicates,
         "is": inception_score_replicates(features["logits"], boot, blocks=blocks) if "logits" in features else None,
         "precision": precision,
         "recall": recall,

@@ -61,8 +61,11 @@ def psd_factor(sigma: np.ndarray) -> np.ndarray:
         return v * np.sqrt(np.clip(w, 0.0, None))
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """Fréchet distance between the Gaussians N(mu1, sigma1) and N(mu2, sigma2).
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, factor1: np.ndarray | None = None
+) -> float:
+    """Fréchet distance between the Gaussians N(mu1, sigma1) and N(mu2, sigma2); ``factor1`` is
+    ``psd_factor(sigma1)`` when the caller has it (many distances to one reference factor it once).
 
     With ``S1 = A Aᵀ``, ``tr((S1 S2)^½)`` is the sum of the square roots of the eigenvalues of the
     symmetric PSD matrix ``Aᵀ S2 A`` (same spectrum as ``S1 S2``). A Cholesky factor and one
@@ -80,7 +83,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         )
     if not all(np.isfinite(a).all() for a in (mu1, mu2, sigma1, sigma2)):
         raise IGError("Fréchet distance inputs contain NaN or infinite values; recompute the statistics")
-    factor = psd_factor(sigma1)
+    factor = psd_factor(sigma1) if factor1 is None else factor1
     middle = factor.T @ sigma2 @ factor
     eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
     # eigenvalues below round-off (numpy's matrix_rank tolerance) are zero: their square roots

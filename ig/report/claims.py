@@ -243,10 +243,27 @@ def judge_family(tests: list[Test]) -> list[Finding]:
 
     tested = [t for t in tests if t.decide is not None]
     adjusted = dict(zip(map(id, tested), holm([t.finding.p for t in tested]), strict=True))
-    return [
-        replace(t.finding, p_adjusted=adjusted[id(t)], outcome=t.decide(adjusted[id(t)])) if t.decide else t.finding
-        for t in tests
-    ]
+    judged = []
+    for t in tests:
+        if t.decide:
+            p, detail = adjusted[id(t)], t.finding.detail | detectable(t.finding.detail, len(tested))
+            judged.append(replace(t.finding, p_adjusted=p, outcome=t.decide(p), detail=detail))
+        else:
+            judged.append(t.finding)
+    return judged
+
+
+def detectable(detail: dict[str, Any], family: int) -> dict[str, Any]:
+    """The power analysis of a difference claim: the smallest true |a − b| its one-sided test finds
+    with 80 % power at its error, alone (α) and at Holm's strictest level (α over the family's size,
+    what the family's most significant claim must pass). Nothing for the speed-up claims, whose
+    interval says what they can resolve."""
+    from ig.evaluation.uncertainty import ALPHA, Difference
+
+    if "se" not in detail:
+        return {}
+    d = Difference(detail["delta"], detail["se"], detail["paired"], detail["dof"])
+    return {"detectable": {"alpha": d.detectable(ALPHA), "holm_strictest": d.detectable(ALPHA / family)}}
 
 
 def settings_summary(c: Campaign) -> list[str]:
@@ -272,6 +289,34 @@ def settings_summary(c: Campaign) -> list[str]:
         f"(paired: the same noise and labels in every setting), sampling seed {s.seed}"
     )
     lines.append(f"- features: `{c.config['evaluation']['extractor']}`")
+    return lines
+
+
+def power_section(found: list[Finding]) -> list[str]:
+    """What each difference claim can detect at this campaign's size (:func:`detectable`)."""
+    from ig.evaluation.uncertainty import POWER
+    from ig.report.results import METRIC_NAMES
+
+    rows = [f for f in found if "detectable" in f.detail]
+    if not rows:
+        return []
+    family = sum(f.p is not None for f in found)
+    lines = [
+        "",
+        "## What each claim can detect",
+        "",
+        f"The smallest true a − b that each comparison finds with {100 * POWER:.0f} % power at its error, tested "
+        f"one-sided at 5 % alone and at 5 %/{family} (Holm's strictest step, which the family's most significant "
+        "claim must pass): a smaller true effect most likely comes out *inconclusive* here. The speed-up claims "
+        "are left out: their interval says what they resolve.",
+        "",
+        "| Claim | Metric | s.e. | Detectable at 5 % | at 5 %/" + f"{family} |",
+        "|---|---|---|---|---|",
+    ]
+    for f in rows:
+        fmt, power = f".{decimals(f.metric) + 1}f", f.detail["detectable"]
+        lines.append(f"| {f.claim} | {METRIC_NAMES.get(f.metric, f.metric)} | {f.detail['se']:{fmt}} | "
+                     f"{power['alpha']:{fmt}} | {power['holm_strictest']:{fmt}} |")  # fmt: skip
     return lines
 
 
@@ -354,6 +399,7 @@ def to_markdown(
             f"Our metrics are in the feature space of `{extractor}`, not Inception: compare the direction and "
             "relative size of effects with the paper's, not the values."
         )
+    lines += power_section(found)
     if toy:
         lines += toy_section(toy)
     if traces:
