@@ -211,9 +211,9 @@ def steps_to_reach(c: Campaign, claim: dict, metrics: dict, paper) -> Test:
         LOWER_IS_BETTER[metric],
     )
     judged = reach.verdict(b_step)  # fewer steps is better
-    steps = "not reached" if math.isinf(reach.step) else f"{reach.step:,.0f}"
+    steps = "not reached" if math.isinf(reach.step) else f"{reach.step:,.0f} steps"
     high = "∞" if math.isinf(reach.high) else f"{reach.high:,.0f}"
-    ours = f"{steps} steps (95 %: {reach.low:,.0f}–{high}) vs {b_step:,}, {len(seeds)} seed(s); {judged}"
+    ours = f"{steps} (95 %: {reach.low:,.0f}–{high}) vs {b_step:,}, {len(seeds)} seed(s); {judged}"
     detail = {"target": target.value, "target_se": target.error.se, "b_steps": b_step, "steps": reach.step,
               "interval": [reach.low, reach.high], "speedup": reach.speedup(b_step), "verdict": judged}  # fmt: skip
     finding = Finding(claim["claim"], metric, paper_text, ours, "", detail, reach.p_sooner(b_step))
